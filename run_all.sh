@@ -72,31 +72,32 @@ if [ -d "$DATA_ROOT/cityscapes" ]; then
 fi
 if [ "$SETUP_ONLY" = 1 ]; then stamp "setup done (--setup-only)"; exit 0; fi
 
-# run_sharded MODULE ARGS...: `python -m MODULE ARGS --shard i/JOBS` for every i side by side, each with
-# 1/JOBS of the cores; shards partition the jobs, so together they run the whole grid exactly once.
-run_sharded() {
+# run_parallel MODULE ARGS...: JOBS copies of `python -m MODULE ARGS --claim-jobs` side by side, each with
+# 1/JOBS of the cores; each copy takes the next unclaimed job (longest first) until none is left, so
+# together they run the whole grid exactly once and no core idles while jobs are queued.
+run_parallel() {
   if [ "$JOBS" -le 1 ]; then python -m "$@"; return; fi
   local threads=$(( $(nproc) / JOBS )) pids=() i failed=0
   [ "$threads" -ge 1 ] || threads=1
   for (( i = 0; i < JOBS; i++ )); do
     ( set -o pipefail
-      OMP_NUM_THREADS=$threads MASKVIM_SCAN_THREADS=$threads python -m "$@" --shard "$i/$JOBS" 2>&1 \
-        | sed -u "s/^/[shard $i\/$JOBS] /" ) &
+      OMP_NUM_THREADS=$threads MASKVIM_SCAN_THREADS=$threads python -m "$@" --claim-jobs 2>&1 \
+        | sed -u "s/^/[worker $i\/$JOBS] /" ) &
     pids+=($!)
   done
-  for i in "${!pids[@]}"; do wait "${pids[$i]}" || { echo "run_all.sh: shard $i/$JOBS of '$1' failed" >&2; failed=1; }; done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || { echo "run_all.sh: worker $i/$JOBS of '$1' failed" >&2; failed=1; }; done
   return "$failed"
 }
 
 # --- grids --------------------------------------------------------------------------------------
 stamp "main grid: preset $PRESET, seeds ${SEEDS[*]}"
-run_sharded benchmark.run --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
+run_parallel benchmark.run --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
 main_done=$(date +%s)
 
 if [ "$ABLATIONS" = 1 ]; then
   if python -c "import benchmark.ablation" 2>/dev/null; then
     stamp "ablation grid"
-    run_sharded benchmark.ablation --all --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
+    run_parallel benchmark.ablation --all --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
       --seeds "${SEEDS[@]}"
   else
     stamp "no benchmark.ablation module: ablation grid skipped"

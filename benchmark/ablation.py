@@ -79,7 +79,7 @@ def grid_calls(cells: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
 
 def run_ablation(preset: str, *, tables: Sequence[int] = (), figures: Sequence[int] = (),
                  seeds: Sequence[int] = (0,), data_root: str | None = None, results_dir: str | None = None,
-                 shard: str | None = None, log=print) -> dict[str, list[str]]:
+                 shard: str | None = None, claim_jobs: bool = False, log=print) -> dict[str, list[str]]:
     """Run the missing cells of the requested tables / figures; returns run_grid's outcome, merged."""
     from benchmark.presets import get_preset
     from benchmark.run import run_grid
@@ -91,7 +91,7 @@ def run_ablation(preset: str, *, tables: Sequence[int] = (), figures: Sequence[i
     outcome: dict[str, list[str]] = {"skipped": [], "ran": []}
     for call in grid_calls(cells):
         got = run_grid(p, seeds=list(seeds), data_root=data_root, results_dir=out_dir, shard=shard,
-                       overrides=dict(p.ablation), log=log, **call)
+                       overrides=dict(p.ablation), log=log, claim_jobs=claim_jobs, **call)
         for k, v in got.items():
             outcome.setdefault(k, []).extend(v)
     if 5 in figures:
@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results-dir", default=None,
                     help="main results folder (default results/); ablation cells go to <it>/ablation/")
     ap.add_argument("--shard", default=None, help="i/n: run only every n-th job from i (scheduler job arrays)")
+    ap.add_argument("--claim-jobs", action="store_true",
+                    help="share the cells with other processes started with the same flags (see benchmark.run)")
     ap.add_argument("--dry-run", action="store_true", help="list the distinct training cells and exit")
     args = ap.parse_args(argv)
     tables = list(paper.ABLATION_TABLES) if args.all else (args.table or [])
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"total: {total} trainings x {len(set(args.seeds))} seed(s)")
             return 0
         run_ablation(args.preset, tables=tables, figures=figures, seeds=args.seeds, data_root=args.data_root,
-                     results_dir=args.results_dir, shard=args.shard)
+                     results_dir=args.results_dir, shard=args.shard, claim_jobs=args.claim_jobs)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

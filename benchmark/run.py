@@ -9,18 +9,23 @@ of every requested setting that trains on it (Cityscapes-C included for the city
 one result file per (setting, target) cell. Rerunning skips finished cells (result file present
 with the same config hash) and resumes started jobs from their last checkpoint. `--shard i/n`
 (0 <= i < n) runs every n-th job starting at i, for scheduler job arrays: jobs are listed in a
-fixed order, so n shards partition the grid. Named variants train their own model (see
-benchmark.variants); `--models` chooses the models of the `default` variant.
+fixed order, so n shards partition the grid. `--claim-jobs` lets any number of processes started
+with the same flags share the grid dynamically instead: each takes the next unclaimed job, longest
+first, under a file lock in <results-dir>/claims/ that the OS drops when its holder exits or dies
+(run_all.sh runs its parallel workers this way, so no core idles while another has jobs queued).
+Named variants train their own model (see benchmark.variants); `--models` chooses the models of the
+`default` variant.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from benchmark import distributed as D
 from benchmark import engine
@@ -75,12 +80,43 @@ def shard_jobs(jobs: list[GridJob], shard: tuple[int, int] | None) -> list[GridJ
     return jobs[i::n]
 
 
+# Relative CPU cost of one training step (micro, smoke preset, measured): longest-first claiming.
+STEP_COST = {"maskvim": 2.2, "vmamba_upernet": 1.4, "vmamba_linear": 1.0}
+
+
+def longest_first(jobs: list[GridJob]) -> list[GridJob]:
+    """Jobs by expected cost, largest first (named variants are MaskViM-sized unless their model says
+    otherwise; more cells = more evaluation), so parallel workers end close together."""
+    return sorted(jobs, key=lambda gj: (-STEP_COST.get(gj.job.model, max(STEP_COST.values())), -len(gj.cells)))
+
+
+@contextlib.contextmanager
+def claimed(claims_dir: Path, job_id: str) -> Iterator[bool]:
+    """Hold an exclusive lock on <claims_dir>/<job_id>.lock while the block runs; yields False at once
+    if another process holds it. The OS releases the lock when its holder exits or is killed, so a
+    dead worker never leaves a job claimed: the next run resumes it from its checkpoint."""
+    import fcntl
+
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    with open(claims_dir / f"{job_id}.lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings: Sequence[str] | None = None,
              seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
              data_root: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
              shard: tuple[int, int] | str | None = None, overrides: dict[str, Any] | None = None,
-             device: str | None = None, log=print) -> dict[str, list[str]]:
-    """Run (the shard of) a grid; returns job ids by outcome: 'skipped' (every cell done), 'ran'.
+             device: str | None = None, log=print, claim_jobs: bool = False) -> dict[str, list[str]]:
+    """Run (the shard of) a grid; returns job ids by outcome: 'skipped' (every cell done), 'ran', and
+    with `claim_jobs` 'claimed_elsewhere' (another worker holds it; see the module docstring).
 
     `preset` is a name or a Preset; `overrides` replace preset fields (e.g. the preset's `ablation`
     overrides, or {"iterations": 100}). Relative `data_root` / `results_dir` are taken from the
@@ -98,24 +134,37 @@ def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings
     results = default_path(results_dir, "results")
     info = D.init_from_env(device)
     jobs = shard_jobs(plan(p, models, settings, seeds, variants, str(root), info.world_size), shard)  # checks names
+    if claim_jobs:
+        if info.world_size > 1:
+            raise ValueError("--claim-jobs shares a grid between independent processes; under torchrun every "
+                             "rank runs every job, so leave it out (or use --shard for job arrays)")
+        jobs = longest_first(jobs)
     check_data_root(root, p.name)
     outcome: dict[str, list[str]] = {"skipped": [], "ran": []}
     t0 = time.perf_counter()
     for k, gj in enumerate(jobs, 1):
-        job = gj.job
-        if all(cell_done(results, job, s, t) for s, t in gj.cells):
-            outcome["skipped"].append(job.id)
-            continue
-        if info.is_main:
-            log(f"[grid] job {k}/{len(jobs)}: {job.id} ({len(gj.cells)} cells)")
-        trained = train_job(job, root, results, info, log=log)
-        evaluate_cells(job, trained, list(gj.cells), root, results, info, log=log)
-        outcome["ran"].append(job.id)
-        D.barrier(info)
+        with claimed(results / "claims", gj.job.id) if claim_jobs else contextlib.nullcontext(True) as mine:
+            if not mine:
+                outcome.setdefault("claimed_elsewhere", []).append(gj.job.id)
+                continue
+            outcome[_run_job(gj, k, len(jobs), root, results, info, log)].append(gj.job.id)
     if info.is_main:
         log(f"[grid] {len(outcome['ran'])} job(s) run, {len(outcome['skipped'])} already done, "
             f"{time.perf_counter() - t0:.1f} s; results in {results / 'runs'}")
     return outcome
+
+
+def _run_job(gj: GridJob, k: int, total: int, root: Path, results: Path, info: D.DistInfo, log) -> str:
+    """Train (or resume) one job and evaluate its missing cells; 'skipped' if every cell is done."""
+    job = gj.job
+    if all(cell_done(results, job, s, t) for s, t in gj.cells):
+        return "skipped"
+    if info.is_main:
+        log(f"[grid] job {k}/{total}: {job.id} ({len(gj.cells)} cells)")
+    trained = train_job(job, root, results, info, log=log)
+    evaluate_cells(job, trained, list(gj.cells), root, results, info, log=log)
+    D.barrier(info)
+    return "ran"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,18 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["default"],
                         help="ablation variant names (benchmark.variants); default: default")
     parser.add_argument("--shard", default=None, help="i/n: run only jobs i, i+n, i+2n, ... (0 <= i < n)")
+    parser.add_argument("--claim-jobs", action="store_true",
+                        help="share the grid with other processes started with the same flags: each runs the "
+                             "next unclaimed job, longest first (file locks in <results-dir>/claims/)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs of this shard and exit")
     add_preset_arguments(parser)
     args = parser.parse_args(argv)
     try:
         if args.dry_run:
             p = apply_overrides(get_preset(args.preset), overrides_from_args(args))
-            for gj in shard_jobs(plan(p, args.models, args.settings, args.seeds, args.variants),
-                                 parse_shard(args.shard)):
+            jobs = shard_jobs(plan(p, args.models, args.settings, args.seeds, args.variants), parse_shard(args.shard))
+            for gj in longest_first(jobs) if args.claim_jobs else jobs:
                 print(f"{gj.job.id}\t{len(gj.cells)} cells")
             return 0
         run_grid(args.preset, args.models, args.settings, args.seeds, args.variants, args.data_root,
-                 args.results_dir, args.shard, overrides_from_args(args), device=args.device)
+                 args.results_dir, args.shard, overrides_from_args(args), device=args.device,
+                 claim_jobs=args.claim_jobs)
     except (ValueError, FileNotFoundError, engine.CheckpointError, engine.NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

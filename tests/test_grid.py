@@ -10,7 +10,7 @@ from benchmark.data.classes import CLASS_NAMES
 from benchmark.presets import get_preset
 from benchmark.results import RunResult, load_results, read_result
 from benchmark.run import main as run_main
-from benchmark.run import parse_shard, plan, run_grid, shard_jobs
+from benchmark.run import claimed, longest_first, parse_shard, plan, run_grid, shard_jobs
 from benchmark.settings import CORRUPTIONS
 from conftest import REFERENCE_GRID
 
@@ -109,6 +109,32 @@ def test_second_run_skips_finished_cells_and_redoes_only_missing_or_stale_ones(r
     after = mtimes()
     assert {n for n in after if after[n] != tampered.get(n)} == {missing.name, stale.name}
     assert read_result(stale).config_hash == read_result(runs / sorted(after)[0]).config_hash
+
+
+def test_claimed_jobs_are_left_to_their_holder_and_free_again_when_it_lets_go(reference_grid, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(reference_grid, results)
+    data_root = load_results(results)[0].config["runtime"]["data_root"]
+    (job,) = plan(get_preset("test"), **{k: REFERENCE_GRID[k] for k in ("models", "settings", "seeds")},
+                  variants=["default"], data_root=data_root)
+    with claimed(results / "claims", job.job.id) as mine:   # another worker is on it
+        assert mine
+        outcome = run_grid(**REFERENCE_GRID, data_root=data_root, results_dir=results, log=lambda s: None,
+                           claim_jobs=True)
+        assert outcome["claimed_elsewhere"] == [job.job.id] and outcome["ran"] == outcome["skipped"] == []
+        with claimed(results / "claims", job.job.id) as second:
+            assert not second
+    outcome = run_grid(**REFERENCE_GRID, data_root=data_root, results_dir=results, log=lambda s: None,
+                       claim_jobs=True)
+    assert outcome["skipped"] == [job.job.id] and "claimed_elsewhere" not in outcome
+
+
+def test_claiming_workers_take_the_longest_jobs_first():
+    jobs = plan(get_preset("test"), ["vmamba_linear", "maskvim", "vmamba_upernet"], ["gta", "cityscapes-c"], [0],
+                ["default"])
+    order = [(gj.job.model, gj.job.source) for gj in longest_first(jobs)]
+    assert order == [("maskvim", "cityscapes"), ("maskvim", "gtav"), ("vmamba_upernet", "cityscapes"),
+                     ("vmamba_upernet", "gtav"), ("vmamba_linear", "cityscapes"), ("vmamba_linear", "gtav")]
 
 
 def test_evaluate_cli_fills_a_cityscapes_c_cell_from_the_final_checkpoint(reference_grid, synthetic_root, tmp_path):
