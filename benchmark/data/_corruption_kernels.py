@@ -12,9 +12,10 @@ import math
 
 import numpy as np
 
-# Rows per block: keeps a float64 block of a 2048-wide RGB frame (~0.4 MB) and its temporaries in
-# the L2 cache while all taps / all colour-space steps are applied to it.
-_BLOCK_BYTES = 1 << 19
+# Rows per block: a float64 block of ~1 MB (21 rows of a 2048-wide RGB frame) and its temporary
+# stay near the core while all taps are applied to it; measured fastest among 0.25-4 MB (smaller
+# blocks pay more per-call overhead, larger ones fall out of cache).
+_BLOCK_BYTES = 1 << 20
 
 
 def _rows_per_block(row_bytes: int) -> int:
@@ -47,7 +48,8 @@ def motion_blur(x: np.ndarray, radius: int, sigma: float, angle: float) -> np.nd
     The package sums `kernel[i] * shift(x, dx_i, dy_i)` over taps, each tap a full-frame np.roll
     plus a full-frame multiply-add. `shift` equals indexing with clamped coordinates, so we pad
     once with edge values and read every tap as a view; the taps are accumulated in the same order
-    (so the same roundings) but block by block, which keeps the accumulator in cache.
+    (so the same roundings) but block by block, which keeps the accumulator in cache. The padded
+    copy is float64 up front (exact for uint8), so no tap pays a uint8 -> float64 cast.
     """
     kernel, offsets = motion_blur_offsets(x.shape, radius, sigma, angle)
     h, w = x.shape[:2]  # offsets[0] is (0, 0): never empty
@@ -56,7 +58,7 @@ def motion_blur(x: np.ndarray, radius: int, sigma: float, angle: float) -> np.nd
     top, bottom = max(0, max(dys)), max(0, -min(dys))
     left, right = max(0, max(dxs)), max(0, -min(dxs))
     pad = ((top, bottom), (left, right)) + ((0, 0),) * (x.ndim - 2)
-    padded = np.pad(x, pad, mode="edge")
+    padded = np.pad(np.asarray(x, dtype=np.float64), pad, mode="edge")
     out = np.empty(x.shape, dtype=np.float64)
     row_elems = int(np.prod(x.shape[1:]))
     rows = _rows_per_block(row_elems * 8)
@@ -74,6 +76,106 @@ def motion_blur(x: np.ndarray, radius: int, sigma: float, angle: float) -> np.nd
             else:
                 np.multiply(kernel[i], view, out=t)
                 np.add(acc, t, out=acc)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plasma fractal (package: corruptions.plasma_fractal, fog)
+# --------------------------------------------------------------------------------------------
+def _plus_next(a: np.ndarray, axis: int) -> np.ndarray:
+    """a + np.roll(a, -1, axis), without materialising the rolled copy."""
+    a = np.moveaxis(a, axis, 0)
+    out = np.empty_like(a)
+    np.add(a[:-1], a[1:], out=out[:-1])
+    np.add(a[-1], a[0], out=out[-1])
+    return np.moveaxis(out, 0, axis)
+
+
+def _plus_previous(a: np.ndarray, axis: int) -> np.ndarray:
+    """a + np.roll(a, 1, axis), without materialising the rolled copy."""
+    a = np.moveaxis(a, axis, 0)
+    out = np.empty_like(a)
+    np.add(a[1:], a[:-1], out=out[1:])
+    np.add(a[0], a[-1], out=out[0])
+    return np.moveaxis(out, 0, axis)
+
+
+def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.RandomState,
+                   rows: int, cols: int) -> np.ndarray:
+    """The package's `plasma_fractal(mapsize, wibbledecay)[:rows, :cols]`, same draws, same bits.
+
+    The package keeps one (mapsize, mapsize) array and, per step, reads its corner / centre grids
+    as strided views, adds np.roll copies of them and writes the new points back strided. Here
+    each grid is its own contiguous array: corners C, centres D (squares), and the diamond points
+    left of (L) and above (T) the centres; the next step's corners interleave the four. Sums keep
+    the package's grouping and operands, and C + roll(C, -1, 0) is formed once: the package
+    computes it twice (squares, then the upper diamonds) from the same, unchanged corners.
+    """
+    assert mapsize & (mapsize - 1) == 0
+    corners = np.zeros((1, 1), dtype=np.float64)
+    wibble = 100
+
+    def wibbledmean(total: np.ndarray) -> np.ndarray:
+        total /= 4  # total / 4 + wibble * uniform(...), the package's draw, in place
+        noise = rng.uniform(-wibble, wibble, total.shape)
+        noise *= wibble
+        total += noise
+        return total
+
+    while True:
+        down = _plus_next(corners, 0)
+        centres = wibbledmean(_plus_next(down, 1))
+        left = wibbledmean(_plus_previous(centres, 0) + _plus_next(corners, 1))
+        top = wibbledmean(_plus_previous(centres, 1) + down)
+        parts = (corners, left, top, centres)
+        if 2 * corners.shape[0] == mapsize:
+            break
+        corners = _interleave(parts, 2 * corners.shape[0], 2 * corners.shape[1])
+        wibble /= wibbledecay
+    # the package normalises the whole map, then fog crops it: min and max are the whole map's
+    # (so of the four grids), and v - min is monotone in v, so max(map - min) == max(map) - min;
+    # only the crop is assembled and normalised
+    low = min(p.min() for p in parts)
+    high = max(p.max() for p in parts)
+    crop = _interleave(parts, rows, cols)
+    crop -= low
+    crop /= high - low
+    return crop
+
+
+def _interleave(parts, rows: int, cols: int) -> np.ndarray:
+    """The top-left (rows, cols) of the grid whose even/odd rows/columns are the four parts."""
+    corners, left, top, centres = parts
+    grid = np.empty((rows, cols), dtype=np.float64)
+    even_r, odd_r, even_c, odd_c = (rows + 1) // 2, rows // 2, (cols + 1) // 2, cols // 2
+    grid[0::2, 0::2] = corners[:even_r, :even_c]
+    grid[0::2, 1::2] = left[:even_r, :odd_c]
+    grid[1::2, 0::2] = top[:odd_r, :even_c]
+    grid[1::2, 1::2] = centres[:odd_r, :odd_c]
+    return grid
+
+
+def fog_to_uint8(x_uint8: np.ndarray, scaled_plasma: np.ndarray, strength: float) -> np.ndarray:
+    """The package's fog of an (H, W, 3) image after the fractal, as uint8, block by block.
+
+    That is `np.uint8(np.clip((x / 255. + scaled_plasma[..., None]) * max_val / (max_val +
+    strength), 0, 1) * 255)` with max_val = (x / 255.).max(), which equals x.max() / 255. because
+    dividing by 255 is monotone. Every step is per pixel with the same operands, so working on
+    row blocks (no full-frame float64 temporaries) changes nothing but speed.
+    """
+    max_val = x_uint8.max() / 255.
+    denominator = max_val + strength
+    out = np.empty(x_uint8.shape, dtype=np.uint8)
+    rows = _rows_per_block(x_uint8[0].size * 8)
+    for r0 in range(0, x_uint8.shape[0], rows):
+        r1 = r0 + rows
+        block = x_uint8[r0:r1] / 255.
+        block += scaled_plasma[r0:r1, :, np.newaxis]
+        block *= max_val
+        block /= denominator
+        np.clip(block, 0, 1, out=block)
+        block *= 255
+        out[r0:r1] = block  # float -> uint8 truncates, as np.uint8(...) does
     return out
 
 

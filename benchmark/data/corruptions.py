@@ -247,47 +247,13 @@ def _spatter(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.nda
     return _clip_unit_to_255(out)
 
 
-def _plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.RandomState) -> np.ndarray:
-    """Diamond-square height map in [0, 1] (the package's plasma_fractal, its draws in order)."""
-    assert mapsize & (mapsize - 1) == 0
-    maparray = np.empty((mapsize, mapsize), dtype=np.float64)
-    maparray[0, 0] = 0
-    stepsize = mapsize
-    wibble = 100
-
-    def wibbledmean(array):
-        return array / 4 + wibble * rng.uniform(-wibble, wibble, array.shape)
-
-    while stepsize >= 2:
-        half = stepsize // 2
-        # squares: corners -> centres
-        corners = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        square_sum = corners + np.roll(corners, shift=-1, axis=0)
-        square_sum += np.roll(square_sum, shift=-1, axis=1)
-        maparray[half:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(square_sum)
-        # diamonds: centres and corners -> edge midpoints
-        centres = maparray[half:mapsize:stepsize, half:mapsize:stepsize]
-        corners = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        left_sum = (centres + np.roll(centres, 1, axis=0)) + (corners + np.roll(corners, -1, axis=1))
-        maparray[0:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(left_sum)
-        top_sum = (centres + np.roll(centres, 1, axis=1)) + (corners + np.roll(corners, -1, axis=0))
-        maparray[half:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(top_sum)
-        stepsize //= 2
-        wibble /= wibbledecay
-    maparray -= maparray.min()
-    return maparray / maparray.max()
-
-
 def _fog(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     strength, decay = [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)][severity - 1]
     hgt, wid = x.shape[:2]
     mapsize = 1 << (max(x.shape) - 1).bit_length()  # next power of two of the longest side
-    x = x / 255.
-    max_val = x.max()
-    x += strength * _plasma_fractal(mapsize, decay, rng)[:hgt, :wid][..., np.newaxis]
-    x *= max_val
-    x /= max_val + strength
-    return _clip_unit_to_255(x)
+    plasma = kernels.plasma_fractal(mapsize, decay, rng, hgt, wid)
+    plasma *= strength
+    return kernels.fog_to_uint8(x, plasma, strength)
 
 
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg",
