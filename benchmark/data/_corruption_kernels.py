@@ -190,30 +190,73 @@ def _linear_zoom_axis(n_in: int, n_out: int):
     w0 = 1.0 - (position - start)
     w1 = 1.0 - w0  # scipy derives the last weight as 1 - the others, not as the fraction
     start = start.astype(np.intp)
-    # mode 'constant': a position that rounding put past the last sample gives 0
     return start, np.minimum(start + 1, n_in - 1), w0, w1, position <= n_in - 1
 
 
 def zoom_linear(img: np.ndarray, factor: float) -> np.ndarray:
     """`scipy.ndimage.zoom(img[..., None], (factor, factor, 1), order=1)[..., 0]` for 2-D float64.
 
-    scipy sums, per output, value * w_row * w_col over the four neighbours (rows outer, columns
-    inner) onto 0.0; the same products and sums are formed here with whole-array gathers.
+    scipy sums, per output, (value * w_row) * w_col over the four neighbours (rows outer, columns
+    inner) onto 0.0; the same products and sums are formed here with gathers. The row weight is
+    applied to the gathered input rows before the columns are gathered (same products, on the
+    narrower input width), and the output is accumulated in row blocks that stay in cache.
     """
     hgt, wid = img.shape
     out_h, out_w = int(round(hgt * factor)), int(round(wid * factor))
     r0, r1, a0, a1, rows_ok = _linear_zoom_axis(hgt, out_h)
     c0, c1, b0, b1, cols_ok = _linear_zoom_axis(wid, out_w)
-    a0, a1, b0, b1 = a0[:, None], a1[:, None], b0[None, :], b1[None, :]
-    top, bottom = img[r0], img[r1]
-    # np.take keeps C order (img[:, idx] would come out column-major and slow every later pass)
-    out = (top.take(c0, axis=1) * a0) * b0
-    out += 0.0  # scipy's accumulator starts at +0.0 (turns a -0.0 first term into +0.0)
-    out += (top.take(c1, axis=1) * a0) * b1
-    out += (bottom.take(c0, axis=1) * a1) * b0
-    out += (bottom.take(c1, axis=1) * a1) * b1
-    out[~rows_ok] = 0.0
+    upper = img[r0] * a0[:, None]
+    lower = img[r1] * a1[:, None]
+    out = np.empty((out_h, out_w), dtype=np.float64)
+    rows = _rows_per_block(out_w * 8)
+    tmp = np.empty((rows, out_w), dtype=np.float64)
+    for i0 in range(0, out_h, rows):
+        i1 = min(out_h, i0 + rows)
+        acc, t = out[i0:i1], tmp[: i1 - i0]
+        for k, (weighted, cols, col_weight) in enumerate(
+                ((upper, c0, b0), (upper, c1, b1), (lower, c0, b0), (lower, c1, b1))):
+            # mode="clip": the indices are in range; "raise" would buffer the output
+            np.take(weighted[i0:i1], cols, axis=1, out=t, mode="clip")
+            t *= col_weight
+            if k == 0:
+                np.add(t, 0.0, out=acc)  # scipy's accumulator starts at +0.0 (-0.0 becomes +0.0)
+            else:
+                acc += t
+    out[~rows_ok] = 0.0  # mode 'constant': a position that rounding put past the last sample
     out[:, ~cols_ok] = 0.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Snow's last step (package: the blend and the two added snow layers that end snow)
+# --------------------------------------------------------------------------------------------
+def snow_to_uint8(x: np.ndarray, gray: np.ndarray, layer_uint8: np.ndarray,
+                  blend: float) -> np.ndarray:
+    """The package's snow once its layer is made, as uint8, computed block by block.
+
+    With x the (H, W, 3) float32 image / 255, gray its (H, W) cv2 grey and layer = layer_uint8
+    / 255. (H, W): `np.uint8(np.clip(blend * x + (1 - blend) * np.maximum(x, gray * 1.5 + 0.5)
+    + layer + rot90(layer, 2), 0, 1) * 255)`, the blend in float32 and the sums in float64 as in
+    the package. Every step is per pixel with the same operands (a block's rows of the rotated
+    layer are the mirrored rows at the other end), so row blocks change nothing but speed.
+    """
+    hgt = x.shape[0]
+    out = np.empty(x.shape, dtype=np.uint8)
+    rows = _rows_per_block(x[0].size * 8)
+    for r0 in range(0, hgt, rows):
+        r1 = min(hgt, r0 + rows)
+        image = x[r0:r1]
+        brightened = gray[r0:r1, :, np.newaxis] * 1.5
+        brightened += 0.5
+        brightened = np.maximum(image, brightened)
+        brightened *= 1 - blend
+        mixed = image * blend
+        mixed += brightened
+        total = mixed + (layer_uint8[r0:r1] / 255.)[..., np.newaxis]  # float32 + float64
+        total += (layer_uint8[hgt - r1:hgt - r0][::-1, ::-1] / 255.)[..., np.newaxis]
+        np.clip(total, 0, 1, out=total)
+        total *= 255
+        out[r0:r1] = total  # float -> uint8 truncates, as np.uint8(...) does
     return out
 
 

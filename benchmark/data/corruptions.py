@@ -195,15 +195,13 @@ def _snow(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarra
     layer = np.clip(layer, 0, 1)
     layer = kernels.motion_blur(layer, radius, sigma, rng.uniform(-135, -45))
     # the package rounds the snow layer to 8 bits and crops it to the image
-    layer = np.round(layer * 255).astype(np.uint8) / 255.
-    layer = layer[..., np.newaxis][:x.shape[0], :x.shape[1], :]
-    gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).reshape(x.shape[0], x.shape[1], 1)
-    x = blend * x + (1 - blend) * np.maximum(x, gray * 1.5 + 0.5)
-    if layer.shape[:2] == x.shape[:2]:
-        out = x + layer
-        out += np.rot90(layer, k=2)
-        return _clip_unit_to_255(out)
+    layer = np.round(layer * 255).astype(np.uint8)[:x.shape[0], :x.shape[1]]
+    gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
+    if layer.shape == x.shape[:2]:
+        return kernels.snow_to_uint8(x, gray, layer, blend)
     # the package's fallback when the zoomed layer comes out smaller than the image
+    layer = layer[..., np.newaxis] / 255.
+    x = blend * x + (1 - blend) * np.maximum(x, gray[..., np.newaxis] * 1.5 + 0.5)
     x[:layer.shape[0], :layer.shape[1]] += layer + np.rot90(layer, k=2)
     return np.clip(x, 0, 1) * 255
 
