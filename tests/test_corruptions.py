@@ -182,3 +182,26 @@ def test_zoom_kernel_equals_scipy(shape, factor):
     x = np.random.default_rng(shape[0]).normal(0.5, 0.3, size=shape)
     expected = zoom(x[..., None], (factor, factor, 1), order=1)[..., 0]
     np.testing.assert_array_equal(kernels.zoom_linear(x, factor), expected)
+
+
+@pytest.mark.parametrize("mapsize, decay, rows, cols", [(2, 2, 2, 1), (256, 1.4, 256, 256),
+                                                        (1024, 1.7, 513, 1000)])
+def test_plasma_fractal_equals_package(package, mapsize, decay, rows, cols):
+    """Same draws and same bits as the package's whole map, cropped (fog at full size: 2048)."""
+    np.random.seed(mapsize)
+    expected = package.corruptions.plasma_fractal(mapsize=mapsize, wibbledecay=decay)
+    rng = np.random.RandomState(mapsize)
+    np.testing.assert_array_equal(kernels.plasma_fractal(mapsize, decay, rng, rows, cols),
+                                  expected[:rows, :cols])
+    assert rng.randint(2 ** 30) == np.random.randint(2 ** 30)  # the same number of draws
+
+
+@pytest.mark.parametrize("name", ["snow", "fog", "motion_blur"])
+def test_block_paths_equal_package_on_a_larger_frame(package, name):
+    """Frames taller than one row block (and a width that is no multiple of a SIMD vector)."""
+    image = _test_image(150, 1203, seed=2)
+    for severity in (1, 5):
+        np.random.seed(40 + severity)
+        expected = package.corrupt(image, corruption_name=name, severity=severity)
+        np.testing.assert_array_equal(corrupt(image, name, severity, seed=40 + severity), expected,
+                                      err_msg=f"{name} severity {severity}")
