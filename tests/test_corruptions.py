@@ -196,7 +196,7 @@ def test_plasma_fractal_equals_package(package, mapsize, decay, rows, cols):
     assert rng.randint(2 ** 30) == np.random.randint(2 ** 30)  # the same number of draws
 
 
-@pytest.mark.parametrize("name", ["snow", "fog", "motion_blur"])
+@pytest.mark.parametrize("name", ["snow", "fog", "motion_blur", "spatter"])
 def test_block_paths_equal_package_on_a_larger_frame(package, name):
     """Frames taller than one row block (and a width that is no multiple of a SIMD vector)."""
     image = _test_image(150, 1203, seed=2)

@@ -261,6 +261,35 @@ def snow_to_uint8(x: np.ndarray, gray: np.ndarray, layer_uint8: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
+# Spatter's mud (package: the end of spatter at severities 4 and 5)
+# --------------------------------------------------------------------------------------------
+def mud_to_uint8(x_uint8: np.ndarray, mask: np.ndarray, colour: tuple[float, ...]) -> np.ndarray:
+    """The package's mud spatter once its float32 (H, W) mask is made, as uint8, block by block.
+
+    The package computes x = float32 image / 255, x *= 1 - mask (float32), adds its float64 colour
+    layer (colour[ch] * ones, times the mask) and returns np.clip(x + colour, 0, 1) * 255, which
+    is then truncated to uint8. Every step is per pixel with the same operands, so row blocks (no
+    full-frame temporaries) change nothing but speed.
+    """
+    out = np.empty(x_uint8.shape, dtype=np.uint8)
+    rows = _rows_per_block(x_uint8[0].size * 8)
+    for r0 in range(0, x_uint8.shape[0], rows):
+        r1 = r0 + rows
+        image = x_uint8[r0:r1].astype(np.float32)
+        image /= 255
+        block_mask = mask[r0:r1]
+        image *= (1 - block_mask)[..., np.newaxis]
+        total = image.astype(np.float64)
+        block_mask = block_mask.astype(np.float64)
+        for ch, value in enumerate(colour):
+            total[..., ch] += value * block_mask
+        np.clip(total, 0, 1, out=total)
+        total *= 255
+        out[r0:r1] = total  # float -> uint8 truncates, as np.uint8(...) does
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # HSV round trip (package: skimage.color.rgb2hsv -> edit -> skimage.color.hsv2rgb), used by
 # brightness and saturate
 # --------------------------------------------------------------------------------------------

@@ -211,7 +211,6 @@ def _spatter(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.nda
         (0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0),
         (0.65, 0.3, 2, 0.68, 0.5, 0), (0.65, 0.3, 1, 0.65, 1.5, 1),
         (0.67, 0.4, 1, 0.65, 1.5, 1)][severity - 1]
-    x = np.array(x, dtype=np.float32) / 255.
     liquid = rng.normal(size=x.shape[:2], loc=loc, scale=scale)
     liquid = sk_gaussian(liquid, sigma=sigma)
     liquid[liquid < threshold] = 0
@@ -232,17 +231,11 @@ def _spatter(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.nda
         # water is pale turquoise
         color = np.concatenate((175 / 255. * ones, 238 / 255. * ones, 238 / 255. * ones), axis=2)
         color = cv2.cvtColor(color, cv2.COLOR_BGR2BGRA)
-        x = cv2.cvtColor(x, cv2.COLOR_BGR2BGRA)
+        x = cv2.cvtColor(np.array(x, dtype=np.float32) / 255., cv2.COLOR_BGR2BGRA)
         return cv2.cvtColor(np.clip(x + m * color, 0, 1), cv2.COLOR_BGRA2BGR) * 255
-    m = np.where(liquid > threshold, 1, 0)
-    m = sk_gaussian(m.astype(np.float32), sigma=intensity)
+    m = sk_gaussian((liquid > threshold).astype(np.float32), sigma=intensity)
     m[m < 0.8] = 0
-    x *= (1 - m[..., np.newaxis])
-    out = x.astype(np.float64)
-    m64 = m.astype(np.float64)
-    for ch, mud_brown in enumerate((63 / 255., 42 / 255., 20 / 255.)):
-        out[..., ch] += mud_brown * m64  # the package's float64 colour layer times m, added to x
-    return _clip_unit_to_255(out)
+    return kernels.mud_to_uint8(x, m, (63 / 255., 42 / 255., 20 / 255.))  # mud brown
 
 
 def _fog(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
