@@ -45,28 +45,23 @@ SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 MIN_SIDE = 32  # the package refuses smaller images
 
 
-def _clip_unit_to_255(x: np.ndarray) -> np.ndarray:
-    """np.clip(x, 0, 1) * 255 in place (the package's last step; same values, no copies)."""
-    np.clip(x, 0, 1, out=x)
-    x *= 255
-    return x
-
-
 # ---------------------------------------------------------------------------------------------
 # Noise
 # ---------------------------------------------------------------------------------------------
 def _gaussian_noise(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     c = [.08, .12, 0.18, 0.26, 0.38][severity - 1]
-    x = x / 255.
-    out = rng.normal(size=x.shape, scale=c)
-    out += x
-    return _clip_unit_to_255(out)
+    noise = rng.normal(size=x.shape, scale=c)
+
+    def add_image(block, rows):  # x / 255. + noise
+        block += x[rows] / 255.
+
+    return kernels.unit_to_uint8(noise, add_image)
 
 
 def _shot_noise(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     c = [60, 25, 12, 5, 3][severity - 1]
     x = x / 255.
-    return _clip_unit_to_255(rng.poisson(x * c) / float(c))
+    return kernels.unit_to_uint8(rng.poisson(x * c) / float(c))
 
 
 def _impulse_noise(x: np.ndarray, severity: int, generator: np.random.Generator) -> np.ndarray:
@@ -87,11 +82,14 @@ def _impulse_noise(x: np.ndarray, severity: int, generator: np.random.Generator)
 
 def _speckle_noise(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     c = [.15, .2, 0.35, 0.45, 0.6][severity - 1]
-    x = x / 255.
-    out = rng.normal(size=x.shape, scale=c)
-    out *= x
-    out += x
-    return _clip_unit_to_255(out)
+    noise = rng.normal(size=x.shape, scale=c)
+
+    def add_scaled_image(block, rows):  # x + x * noise, with x / 255.
+        image = x[rows] / 255.
+        block *= image
+        block += image
+
+    return kernels.unit_to_uint8(noise, add_scaled_image)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +102,7 @@ def _gaussian_rgb(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def _gaussian_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     c = [1, 2, 3, 4, 6][severity - 1]
-    return _clip_unit_to_255(_gaussian_rgb(x / 255., c))
+    return kernels.unit_to_uint8(_gaussian_rgb(x / 255., c))
 
 
 def _glass_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
@@ -112,7 +110,7 @@ def _glass_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.
                                     (1.5, 4, 2)][severity - 1]
     x = np.uint8(_gaussian_rgb(x / 255., sigma) * 255)
     x = kernels.glass_shuffle(x, max_delta, iterations, rng)
-    return _clip_unit_to_255(_gaussian_rgb(x / 255., sigma))
+    return kernels.unit_to_uint8(_gaussian_rgb(x / 255., sigma))
 
 
 def _disk(radius: int, alias_blur: float) -> np.ndarray:
@@ -131,7 +129,7 @@ def _defocus_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> n
     x = x / 255.
     kernel = _disk(radius, alias_blur)
     channels = np.stack([cv2.filter2D(x[:, :, d], -1, kernel) for d in range(3)], axis=-1)
-    return _clip_unit_to_255(channels)
+    return kernels.unit_to_uint8(channels)
 
 
 def _motion_blur(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
@@ -157,11 +155,14 @@ def _saturate(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.nd
 def _contrast(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     c = [0.4, .3, .2, .1, .05][severity - 1]
     x = x / 255.
-    means = np.mean(x, axis=(0, 1), keepdims=True)
-    x -= means
-    x *= c
-    x += means
-    return _clip_unit_to_255(x)
+    means = np.mean(x, axis=(0, 1), keepdims=True)  # of the whole float64 frame, as the package
+
+    def stretch(block, rows):  # (x - means) * c + means
+        block -= means
+        block *= c
+        block += means
+
+    return kernels.unit_to_uint8(x, stretch)
 
 
 def _jpeg_compression(x: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
