@@ -40,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #if defined(__SSE__) || defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
@@ -348,10 +349,459 @@ void prepare_chunk(const Problem& p, int64_t row0, int64_t cnt, int64_t len, int
   }
 }
 
+#ifdef MASKVIM_AVX2
+// ---------------------------------------------------------------------------------------------
+// The float AVX2 path for n known at compile time (4, 8, 16, 32): the n states (forward) and the
+// adjoint carry (backward) stay in registers through a chunk, the inputs of a chunk are transposed
+// in 8x8 register tiles straight from the rows and softplus'ed in the step-major layout (one pass),
+// and outputs are transposed straight back into the rows.
+
+inline void transpose8x8_inplace(__m256 (&r)[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// r[k] = src[k * ld + 0..cols) for k < rows, zeros elsewhere.
+inline void load_tile8(const float* src, int64_t ld, int64_t rows, int64_t cols, __m256 (&r)[8]) {
+  if (rows == 8 && cols == 8) {
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + k * ld);
+    return;
+  }
+  alignas(32) float tmp[8][8];
+  for (int k = 0; k < 8; ++k)
+    for (int c = 0; c < 8; ++c) tmp[k][c] = (k < rows && c < cols) ? src[k * ld + c] : 0.0f;
+  for (int k = 0; k < 8; ++k) r[k] = _mm256_load_ps(tmp[k]);
+}
+
+// dst[k * ld + 0..cols) = r[k][0..cols) for k < rows.
+inline void store_tile8(float* dst, int64_t ld, int64_t rows, int64_t cols, const __m256 (&r)[8]) {
+  if (rows == 8 && cols == 8) {
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + k * ld, r[k]);
+    return;
+  }
+  alignas(32) float tmp[8][8];
+  for (int k = 0; k < 8; ++k) _mm256_store_ps(tmp[k], r[k]);
+  for (int64_t k = 0; k < rows; ++k)
+    for (int64_t c = 0; c < cols; ++c) dst[k * ld + c] = tmp[k][c];
+}
+
+// exp2_8 on M vectors at once, step by step across them: one exp is a ~40-cycle dependency chain,
+// and the scheduler only overlaps a few chains written one after the other.
+template <int M>
+inline void exp2_8xM(const __m256* x, __m256* out) {
+  __m256 f[M], p[M];
+  __m256i e[M];
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) {
+    const __m256 xc = _mm256_min_ps(_mm256_set1_ps(127.0f), _mm256_max_ps(_mm256_set1_ps(-126.0f), x[q]));
+    const __m256 k = _mm256_round_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    f[q] = _mm256_sub_ps(xc, k);
+    e[q] = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    p[q] = _mm256_fmadd_ps(_mm256_set1_ps(1.535336188319500e-4f), f[q], _mm256_set1_ps(1.339887440266574e-3f));
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) p[q] = _mm256_fmadd_ps(p[q], f[q], _mm256_set1_ps(9.618437357674640e-3f));
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) p[q] = _mm256_fmadd_ps(p[q], f[q], _mm256_set1_ps(5.550332471162809e-2f));
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) p[q] = _mm256_fmadd_ps(p[q], f[q], _mm256_set1_ps(2.402264791363012e-1f));
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) p[q] = _mm256_fmadd_ps(p[q], f[q], _mm256_set1_ps(6.931472028550421e-1f));
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) p[q] = _mm256_fmadd_ps(p[q], f[q], _mm256_set1_ps(1.0f));
+#pragma GCC unroll 8
+  for (int q = 0; q < M; ++q) out[q] = _mm256_mul_ps(p[q], _mm256_castsi256_ps(e[q]));
+}
+
+// ab[(t * n + i) * 8] = exp(dt_t A_i) = exp2_8(dt_t * A2[i]) for t < len, i < n (n a multiple of 4),
+// 4 exps interleaved.
+template <int n>
+inline void decays_chunk8(const float* dtb, const float* A2k, int64_t len, float* ab) {
+  for (int64_t t = 0; t < len; ++t) {
+    const __m256 dt = _mm256_load_ps(dtb + t * 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i += 4) {
+      __m256 x[4], a[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) x[q] = _mm256_mul_ps(dt, _mm256_load_ps(A2k + (i + q) * 8));
+      exp2_8xM<4>(x, a);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) _mm256_store_ps(ab + (t * n + i + q) * 8, a[q]);
+    }
+  }
+}
+
+// softplus (threshold 20) of 8 floats and, if grad, its derivative (the logistic function).
+inline __m256 softplus8(__m256 x, __m256* grad) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 z = exp2_8(_mm256_mul_ps(ax, _mm256_set1_ps(-1.44269504088896341f)));  // exp(-|x|)
+  const __m256 s = _mm256_div_ps(z, _mm256_add_ps(_mm256_set1_ps(2.0f), z));
+  const __m256 s2 = _mm256_mul_ps(s, s);
+  __m256 q = _mm256_set1_ps(1.0f / 15.0f);
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 13.0f));
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 11.0f));
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 9.0f));
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 7.0f));
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 5.0f));
+  q = _mm256_fmadd_ps(q, s2, _mm256_set1_ps(1.0f / 3.0f));
+  q = _mm256_fmadd_ps(q, s2, one);
+  const __m256 s2x = _mm256_add_ps(s, s);
+  // max(x, 0) with x second: a NaN x gives 0 here, and NaN through log1p(exp(-|NaN|))
+  const __m256 sp = _mm256_fmadd_ps(s2x, q, _mm256_max_ps(_mm256_setzero_ps(), x));
+  const __m256 big = _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ);
+  if (grad) {
+    const __m256 num = _mm256_blendv_ps(z, one, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+    *grad = _mm256_blendv_ps(_mm256_div_ps(num, _mm256_add_ps(one, z)), one, big);
+  }
+  return _mm256_blendv_ps(sp, x, big);
+}
+
+// One chunk of one block, step-major (len, 8): dt, dt*u, u and, if dspb, d softplus/dx and dy.
+// Rows k >= cnt (past the end of the group) read as zeros. Each row is read 16 steps (a cache
+// line) at a time, all of it at once: rows l apart often share one L1 set.
+inline void prepare_chunk8(const Problem& p, int64_t row0, int64_t cnt, int64_t len, int64_t next, const float* delta,
+                           const float* u, const float* dy, const float* biasb, float* dtb, float* dtub, float* ub,
+                           float* dspb, float* dyb) {
+  if (next != 0) {
+    for (int64_t k = 0; k < cnt; ++k)
+      for (int64_t o = 0; o < p.K; o += 16) {
+        const int64_t at = row0 + k * p.l + next + o;
+        __builtin_prefetch(delta + at, 0, 3);
+        __builtin_prefetch(u + at, 0, 3);
+        if (dy) __builtin_prefetch(dy + at, 0, 3);
+      }
+  }
+  const __m256 bv = _mm256_load_ps(biasb);
+  for (int64_t tt = 0; tt < len; tt += 16) {
+    const int64_t c0 = std::min<int64_t>(8, len - tt), c1 = std::max<int64_t>(0, std::min<int64_t>(8, len - tt - 8));
+    __m256 X[8], Z[8];
+    load_tile8(delta + row0 + tt, p.l, cnt, c0, X);
+    if (c1 > 0) load_tile8(delta + row0 + tt + 8, p.l, cnt, c1, Z);
+    transpose8x8_inplace(X);
+    if (c1 > 0) transpose8x8_inplace(Z);
+    const int64_t ns = c1 > 0 ? 16 : 8;
+    for (int s = 0; s < ns; ++s) {
+      const __m256 x = _mm256_add_ps(s < 8 ? X[s] : Z[s - 8], bv);
+      __m256 dt, g = _mm256_set1_ps(1.0f);
+      if (p.softplus)
+        dt = softplus8(x, dspb ? &g : nullptr);
+      else
+        dt = x;
+      _mm256_store_ps(dtb + (tt + s) * 8, dt);
+      if (dspb) _mm256_store_ps(dspb + (tt + s) * 8, g);
+    }
+    load_tile8(u + row0 + tt, p.l, cnt, c0, X);
+    if (c1 > 0) load_tile8(u + row0 + tt + 8, p.l, cnt, c1, Z);
+    transpose8x8_inplace(X);
+    if (c1 > 0) transpose8x8_inplace(Z);
+    for (int s = 0; s < ns; ++s) {
+      const __m256 uu = s < 8 ? X[s] : Z[s - 8];
+      _mm256_store_ps(dtub + (tt + s) * 8, _mm256_mul_ps(_mm256_load_ps(dtb + (tt + s) * 8), uu));
+      _mm256_store_ps(ub + (tt + s) * 8, uu);
+    }
+    if (dy) {
+      load_tile8(dy + row0 + tt, p.l, cnt, c0, X);
+      if (c1 > 0) load_tile8(dy + row0 + tt + 8, p.l, cnt, c1, Z);
+      transpose8x8_inplace(X);
+      if (c1 > 0) transpose8x8_inplace(Z);
+      for (int s = 0; s < ns; ++s) _mm256_store_ps(dyb + (tt + s) * 8, s < 8 ? X[s] : Z[s - 8]);
+    }
+  }
+}
+
+// (len, 8) step-major buffer -> rows out + k * l, k < cnt (16 steps, a cache line, at a time).
+inline void unprepare8(const Problem& p, const float* buf, int64_t len, int64_t cnt, float* out) {
+  for (int64_t tt = 0; tt < len; tt += 8) {
+    __m256 Y[8];
+    for (int s = 0; s < 8; ++s) Y[s] = _mm256_load_ps(buf + (tt + s) * 8);
+    transpose8x8_inplace(Y);
+    store_tile8(out + tt, p.l, cnt, std::min<int64_t>(8, len - tt), Y);
+  }
+}
+
+// r[i] = sum of the 8 lanes of v[i], i < 8.
+inline __m256 hsum8x8(const __m256* v) {
+  const __m256 a0 = _mm256_hadd_ps(v[0], v[1]), a1 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 a2 = _mm256_hadd_ps(v[4], v[5]), a3 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 b0 = _mm256_hadd_ps(a0, a1), b1 = _mm256_hadd_ps(a2, a3);
+  // b0 = [s0 s1 s2 s3 | s0' s1' s2' s3'] (low / high halves of the lanes), b1 likewise for 4..7
+  return _mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31));
+}
+
+// r[i] = sum of the 8 lanes of v[i], i < 4.
+inline __m128 hsum4x8(const __m256* v) {
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  return _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+}
+
+// acc[i] += sum of the lanes of v[i], i < n (n a multiple of 4).
+template <int n>
+inline void add_lane_sums(const __m256* v, float* acc) {
+  if constexpr (n % 8 == 0) {
+#pragma GCC unroll 4
+    for (int i = 0; i < n; i += 8) _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), hsum8x8(v + i)));
+  } else {
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i += 4) _mm_storeu_ps(acc + i, _mm_add_ps(_mm_loadu_ps(acc + i), hsum4x8(v + i)));
+  }
+}
+
+// Steps per span: the unit a task runs all its blocks over, each block straight through it (long
+// runs along its rows, which the hardware prefetchers follow; visiting all rows of a group at one
+// time offset instead makes rows l apart fight over the same cache sets). A multiple of K, and the
+// span's B, C (and dB, dC) stay within ~64 KiB.
+inline int64_t span_len(const Problem& p) {
+  return p.K * std::max<int64_t>(1, 2048 / (p.K * p.n));
+}
+
+template <int NT>
+void forward_task_avx(const Problem& p, int64_t task, const float* u, const float* delta, const float* A,
+                      const float* Bg, const float* Cg, const float* D, const float* bias, float* y, float* ckpt) {
+  constexpr int W = 8, n = NT;
+  const int64_t ls = p.l;
+  int64_t bb, gg, k0, k1;
+  task_range<float>(p, task, bb, gg, k0, k1);
+  if (k1 <= k0) return;
+  FlushDenormals ftz(true);
+  const int64_t nbt = k1 - k0, nb = blocks_per_group<float>(p), K = p.K;
+  const int64_t Kp = (K + 15) / 16 * 16;  // buffers hold whole 16-step tiles
+  const int64_t S = span_len(p);
+  Scratch<float> state(nbt * n * W), A2b(nbt * n * W), Db(nbt * W), biasb(nbt * W);
+  Scratch<float> dtb(Kp * W), dtub(Kp * W), ub(Kp * W), yb(Kp * W), BC(S * 2 * n), ab(K * n * W);
+  for (int64_t kb = k0; kb < k1; ++kb) {
+    const int64_t c0 = gg * p.dg() + kb * W;
+    load_block_params<float>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, A2b.get() + (kb - k0) * n * W,
+                             Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
+  }
+  for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] *= 1.44269504088896341f;
+  for (int64_t s0 = 0; s0 < p.l; s0 += S) {
+    const int64_t slen = std::min(S, p.l - s0);
+    // BC[t * 2n + i] = B[b, g, i, s0 + t], BC[t * 2n + n + i] = C[b, g, i, s0 + t]
+    transpose<float>(Bg + (bb * p.g + gg) * n * ls + s0, ls, n, slen, BC.get(), 2 * n);
+    transpose<float>(Cg + (bb * p.g + gg) * n * ls + s0, ls, n, slen, BC.get() + n, 2 * n);
+    for (int64_t kb = k0; kb < k1; ++kb) {
+      const int64_t c0 = gg * p.dg() + kb * W;
+      const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
+      float* __restrict hs = state.get() + (kb - k0) * n * W;
+      const float* __restrict A2k = A2b.get() + (kb - k0) * n * W;
+      const __m256 Dv = _mm256_load_ps(Db.get() + (kb - k0) * W);
+      __m256 h[n];
+#pragma GCC unroll 32
+      for (int i = 0; i < n; ++i) h[i] = _mm256_load_ps(hs + i * W);
+      for (int64_t t0 = s0; t0 < s0 + slen; t0 += K) {
+        const int64_t len = std::min(K, p.l - t0);
+        const int64_t row0 = (bb * p.d + c0) * p.l + t0;
+        const float* __restrict bc = BC.get() + (t0 - s0) * 2 * n;
+        prepare_chunk8(p, row0, cnt, len, t0 + K < s0 + slen ? K : 0, delta, u, nullptr,
+                       biasb.get() + (kb - k0) * W, dtb.get(), dtub.get(), ub.get(), nullptr, nullptr);
+        if (ckpt) {
+          float* ck = ckpt + ((((bb * p.g + gg) * nb + kb) * p.nchunk) + t0 / K) * n * W;
+#pragma GCC unroll 32
+          for (int i = 0; i < n; ++i) _mm256_storeu_ps(ck + i * W, h[i]);
+        }
+        decays_chunk8<n>(dtb.get(), A2k, len, ab.get());
+        for (int64_t t = 0; t < len; ++t) {
+          const __m256 dtu = _mm256_load_ps(dtub.get() + t * W);
+          const float* __restrict bct = bc + t * 2 * n;
+          __m256 acc0 = _mm256_mul_ps(Dv, _mm256_load_ps(ub.get() + t * W)), acc1 = _mm256_setzero_ps();
+#pragma GCC unroll 32
+          for (int i = 0; i < n; ++i) {
+            const __m256 a = _mm256_load_ps(ab.get() + (t * n + i) * W);
+            h[i] = _mm256_fmadd_ps(a, h[i], _mm256_mul_ps(_mm256_broadcast_ss(bct + i), dtu));
+            if (i & 1)
+              acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(bct + n + i), h[i], acc1);
+            else
+              acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(bct + n + i), h[i], acc0);
+          }
+          _mm256_store_ps(yb.get() + t * W, _mm256_add_ps(acc0, acc1));
+        }
+        unprepare8(p, yb.get(), len, cnt, y + row0);
+      }
+#pragma GCC unroll 32
+      for (int i = 0; i < n; ++i) _mm256_store_ps(hs + i * W, h[i]);
+    }
+  }
+}
+
+template <int NT>
+void backward_task_avx(const Problem& p, int64_t task, const float* u, const float* delta, const float* A,
+                       const float* Bg, const float* Cg, const float* D, const float* bias, const float* ckpt,
+                       const float* dy, float* du, float* ddelta, float* dA_part, float* dB, float* dC,
+                       float* dD_part, float* dbias_part) {
+  constexpr int W = 8, n = NT;
+  const int64_t ls = p.l;
+  int64_t bb, gg, k0, k1;
+  task_range<float>(p, task, bb, gg, k0, k1);
+  if (k1 <= k0) return;
+  FlushDenormals ftz(true);
+  const int64_t nbt = k1 - k0, nb = blocks_per_group<float>(p), K = p.K;
+  const int64_t Kp = (K + 15) / 16 * 16;
+  const int64_t S = span_len(p);
+  const int64_t slot = task % p.splits;
+  Scratch<float> Ab(nbt * n * W), A2b(nbt * n * W), Db(nbt * W), biasb(nbt * W);
+  Scratch<float> carry(nbt * n * W);  // a_{t+1} * dL/dh_{t+1}, per block
+  Scratch<double> dA_acc(nbt * n * W), dD_acc(nbt * W), dbias_acc(nbt * W);
+  Scratch<float> hbuf((K + 1) * n * W), abuf(K * n * W);  // one chunk's states h_{t0-1..} and decays
+  Scratch<float> dtb(Kp * W), dtub(Kp * W), ub(Kp * W), dspb(Kp * W), dyb(Kp * W), dub(Kp * W), ddb(Kp * W);
+  Scratch<float> BC(S * 2 * n), dBs(S * n), dCs(S * n);  // the span's B, C (step-major) and dB, dC
+  for (int64_t kb = k0; kb < k1; ++kb) {
+    const int64_t c0 = gg * p.dg() + kb * W;
+    load_block_params<float>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, Ab.get() + (kb - k0) * n * W,
+                             Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
+  }
+  for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] = Ab.get()[i] * 1.44269504088896341f;
+  const int64_t gbase = ((slot * p.b + bb) * p.g + gg) * n * ls;  // this task's dB, dC rows
+  const int64_t nspan = (p.l + S - 1) / S;
+  for (int64_t sp = nspan - 1; sp >= 0; --sp) {
+    const int64_t s0 = sp * S;
+    const int64_t slen = std::min(S, p.l - s0);
+    transpose<float>(Bg + (bb * p.g + gg) * n * ls + s0, ls, n, slen, BC.get(), 2 * n);
+    transpose<float>(Cg + (bb * p.g + gg) * n * ls + s0, ls, n, slen, BC.get() + n, 2 * n);
+    std::memset(dBs.get(), 0, sizeof(float) * slen * n);
+    std::memset(dCs.get(), 0, sizeof(float) * slen * n);
+    for (int64_t kb = k0; kb < k1; ++kb) {
+      const int64_t c0 = gg * p.dg() + kb * W;
+      const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
+      const float* __restrict Ak = Ab.get() + (kb - k0) * n * W;
+      const float* __restrict A2k = A2b.get() + (kb - k0) * n * W;
+      const __m256 Dv = _mm256_load_ps(Db.get() + (kb - k0) * W);
+      float* __restrict gc = carry.get() + (kb - k0) * n * W;
+      alignas(32) float dAk[n * W];
+#pragma GCC unroll 32
+      for (int i = 0; i < n; ++i) _mm256_store_ps(dAk + i * W, _mm256_setzero_ps());
+      __m256 sdb = _mm256_setzero_ps(), sdd = _mm256_setzero_ps();
+      const int64_t jlo = s0 / K, jhi = (s0 + slen - 1) / K;
+      for (int64_t j = jhi; j >= jlo; --j) {
+        const int64_t t0 = j * K;
+        const int64_t len = std::min(K, p.l - t0);
+        const int64_t row0 = (bb * p.d + c0) * p.l + t0;
+        const float* __restrict bc = BC.get() + (t0 - s0) * 2 * n;
+        float* __restrict dBt0 = dBs.get() + (t0 - s0) * n;
+        float* __restrict dCt0 = dCs.get() + (t0 - s0) * n;
+        prepare_chunk8(p, row0, cnt, len, j > jlo ? -K : 0, delta, u, dy, biasb.get() + (kb - k0) * W, dtb.get(),
+                       dtub.get(), ub.get(), dspb.get(), dyb.get());
+        // recompute the chunk: hb[t + 1] = h_{t0+t} (hb[0] = checkpoint), ab[t] = exp(dt_{t0+t} A)
+        float* __restrict hb = hbuf.get();
+        float* __restrict ab = abuf.get();
+        {
+          const float* ck = ckpt + ((((bb * p.g + gg) * nb + kb) * p.nchunk) + j) * n * W;
+          __m256 h[n];
+#pragma GCC unroll 32
+          for (int i = 0; i < n; ++i) {
+            h[i] = _mm256_loadu_ps(ck + i * W);
+            _mm256_store_ps(hb + i * W, h[i]);
+          }
+          decays_chunk8<n>(dtb.get(), A2k, len, ab);
+          for (int64_t t = 0; t < len; ++t) {
+            const __m256 dtu = _mm256_load_ps(dtub.get() + t * W);
+            const float* __restrict bct = bc + t * 2 * n;
+#pragma GCC unroll 32
+            for (int i = 0; i < n; ++i) {
+              const __m256 a = _mm256_load_ps(ab + (t * n + i) * W);
+              h[i] = _mm256_fmadd_ps(a, h[i], _mm256_mul_ps(_mm256_broadcast_ss(bct + i), dtu));
+              _mm256_store_ps(hb + ((t + 1) * n + i) * W, h[i]);
+            }
+          }
+        }
+        // adjoint recurrence, backwards through the chunk; g[i] = a_{t+1} dL/dh_{t+1}
+        __m256 g[n];
+#pragma GCC unroll 32
+        for (int i = 0; i < n; ++i) g[i] = _mm256_load_ps(gc + i * W);
+        for (int64_t t = len - 1; t >= 0; --t) {
+          const __m256 dt = _mm256_load_ps(dtb.get() + t * W), dtu = _mm256_load_ps(dtub.get() + t * W);
+          const __m256 dyt = _mm256_load_ps(dyb.get() + t * W);
+          const float* __restrict bct = bc + t * 2 * n;
+          __m256 sA = _mm256_setzero_ps(), sB = _mm256_setzero_ps(), sA1 = _mm256_setzero_ps(),
+                 sB1 = _mm256_setzero_ps();
+          __m256 vB[n], vC[n];  // per-lane dB, dC of this step
+#pragma GCC unroll 32
+          for (int i = 0; i < n; ++i) {
+            const __m256 hp = _mm256_load_ps(hb + (t * n + i) * W);
+            const __m256 a = _mm256_load_ps(ab + (t * n + i) * W);
+            const __m256 gv = _mm256_fmadd_ps(dyt, _mm256_broadcast_ss(bct + n + i), g[i]);  // dL/dh_t
+            vC[i] = _mm256_mul_ps(dyt, _mm256_load_ps(hb + ((t + 1) * n + i) * W));
+            vB[i] = _mm256_mul_ps(gv, dtu);
+            const __m256 w = _mm256_mul_ps(_mm256_mul_ps(gv, hp), a);  // through a_t = exp(dt A)
+            if (i & 1) {
+              sA1 = _mm256_fmadd_ps(w, _mm256_load_ps(Ak + i * W), sA1);
+              sB1 = _mm256_fmadd_ps(gv, _mm256_broadcast_ss(bct + i), sB1);
+            } else {
+              sA = _mm256_fmadd_ps(w, _mm256_load_ps(Ak + i * W), sA);
+              sB = _mm256_fmadd_ps(gv, _mm256_broadcast_ss(bct + i), sB);
+            }
+            _mm256_store_ps(dAk + i * W, _mm256_fmadd_ps(w, dt, _mm256_load_ps(dAk + i * W)));
+            g[i] = _mm256_mul_ps(gv, a);
+          }
+          sA = _mm256_add_ps(sA, sA1);
+          sB = _mm256_add_ps(sB, sB1);
+          add_lane_sums<n>(vB, dBt0 + t * n);
+          add_lane_sums<n>(vC, dCt0 + t * n);
+          const __m256 ut = _mm256_load_ps(ub.get() + t * W);
+          _mm256_store_ps(dub.get() + t * W, _mm256_fmadd_ps(sB, dt, _mm256_mul_ps(Dv, dyt)));
+          const __m256 dx = _mm256_mul_ps(_mm256_fmadd_ps(sB, ut, sA), _mm256_load_ps(dspb.get() + t * W));
+          _mm256_store_ps(ddb.get() + t * W, dx);
+          sdb = _mm256_add_ps(sdb, dx);
+          sdd = _mm256_fmadd_ps(dyt, ut, sdd);
+        }
+#pragma GCC unroll 32
+        for (int i = 0; i < n; ++i) _mm256_store_ps(gc + i * W, g[i]);
+        unprepare8(p, dub.get(), len, cnt, du + row0);
+        unprepare8(p, ddb.get(), len, cnt, ddelta + row0);
+      }
+      double* __restrict dAa = dA_acc.get() + (kb - k0) * n * W;
+      for (int64_t i = 0; i < n * W; ++i) dAa[i] += static_cast<double>(dAk[i]);
+      double* __restrict dDa = dD_acc.get() + (kb - k0) * W;
+      double* __restrict dba = dbias_acc.get() + (kb - k0) * W;
+      alignas(32) float tb[W], td[W];
+      _mm256_store_ps(tb, sdb);
+      _mm256_store_ps(td, sdd);
+      for (int k = 0; k < W; ++k) {
+        dba[k] += static_cast<double>(tb[k]);
+        dDa[k] += static_cast<double>(td[k]);
+      }
+    }
+    // the span's dB, dC -> this task's slot (each element written once: no zero-fill needed)
+    transpose<float>(dBs.get(), n, slen, n, dB + gbase + s0, ls);
+    transpose<float>(dCs.get(), n, slen, n, dC + gbase + s0, ls);
+  }
+  for (int64_t kb = k0; kb < k1; ++kb) {
+    const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
+    for (int64_t k = 0; k < cnt; ++k) {
+      const int64_t c = gg * p.dg() + kb * W + k;
+      for (int64_t i = 0; i < n; ++i)
+        dA_part[(bb * p.d + c) * n + i] = static_cast<float>(dA_acc.get()[((kb - k0) * n + i) * W + k]);
+      dD_part[bb * p.d + c] = static_cast<float>(dD_acc.get()[(kb - k0) * W + k]);
+      dbias_part[bb * p.d + c] = static_cast<float>(dbias_acc.get()[(kb - k0) * W + k]);
+    }
+  }
+}
+#endif  // MASKVIM_AVX2
+
 // NT > 0: n known at compile time (the loops over states unroll); NT == 0: any n.
 template <typename T, int NT>
 void forward_task(const Problem& p, int64_t task, const T* u, const T* delta, const T* A, const T* Bg, const T* Cg,
                   const T* D, const T* bias, T* y, T* ckpt) {
+#ifdef MASKVIM_AVX2
+  if constexpr (std::is_same<T, float>::value && NT > 0) {
+    forward_task_avx<NT>(p, task, u, delta, A, Bg, Cg, D, bias, y, ckpt);
+    return;
+  }
+#endif
   constexpr int W = lanes<T>();
   const int64_t n = NT > 0 ? NT : p.n;
   const int64_t ls = p.l;  // stride between the n rows of B, C
@@ -442,6 +892,13 @@ template <typename T, int NT>
 void backward_task(const Problem& p, int64_t task, const T* u, const T* delta, const T* A, const T* Bg, const T* Cg,
                    const T* D, const T* bias, const T* ckpt, const T* dy, T* du, T* ddelta, T* dA_part, T* dB,
                    T* dC, T* dD_part, T* dbias_part) {
+#ifdef MASKVIM_AVX2
+  if constexpr (std::is_same<T, float>::value && NT > 0) {
+    backward_task_avx<NT>(p, task, u, delta, A, Bg, Cg, D, bias, ckpt, dy, du, ddelta, dA_part, dB, dC, dD_part,
+                          dbias_part);
+    return;
+  }
+#endif
   constexpr int W = lanes<T>();
   const int64_t n = NT > 0 ? NT : p.n;
   const int64_t ls = p.l;  // stride between the n rows of B, C
