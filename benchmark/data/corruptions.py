@@ -11,8 +11,9 @@ Draws come from a private `numpy.random.RandomState(seed)`, which yields the sam
 global one after `numpy.random.seed(seed)`, so the caller's global random state is never touched.
 The package itself is not imported (its import fails on pkg_resources); its frost images are read
 from its installed folder. Slow loops are replaced by bit-exact fast paths
-(`benchmark.data._corruption_kernels`): glass blur, motion blur, brightness, saturate and
-snow's zoom.
+(`benchmark.data._corruption_kernels`): glass blur, motion blur, brightness, saturate, snow's
+zoom and fog's plasma fractal; the per-pixel endings (blend, clip, * 255, uint8) of snow, fog,
+spatter, the noises and contrast run in row blocks instead of on full-frame temporaries.
 """
 from __future__ import annotations
 
