@@ -125,3 +125,20 @@ def test_regeneration_replaces_old_output_but_never_foreign_data(tmp_path, monke
     assert synthetic.main(["--out", str(foreign), "--images", "1", "--val-images", "1", "--workers", "1"]) == 1
     assert "not written by benchmark.data.synthetic" in capsys.readouterr().err
     assert (foreign / "cityscapes").is_dir()
+
+
+def test_domains_flag_writes_only_those_and_their_files_match_the_full_run(tiny_root, tmp_path, capsys):
+    only = tmp_path / "city"
+    assert synthetic.main(["--out", str(only), *TINY, "--seed", "3", "--workers", "1", "--domains", "cityscapes"]) == 0
+    assert sorted(p.name for p in only.iterdir() if p.is_dir()) == ["cityscapes"]
+    full = {k: v for k, v in _digests(tiny_root).items() if k.startswith("cityscapes/")}
+    assert {k: v for k, v in _digests(only).items() if k.startswith("cityscapes/")} == full
+    assert check_main(["--root", str(only)]) == 0
+    before = _digests(only)
+    assert synthetic.main(["--out", str(only), *TINY, "--seed", "3", "--workers", "1", "--domains", "cityscapes"]) == 0
+    assert _digests(only) == before                       # complete: nothing rewritten
+    # asking for more domains than were written regenerates
+    assert not synthetic.manifest_matches(only, synthetic.Settings(3, 2, 4, 48, 96), DATASET_IDS)
+    with pytest.raises(SystemExit):
+        synthetic.main(["--out", str(tmp_path / "x"), "--domains", "kitti"])
+    assert "invalid choice: 'kitti'" in capsys.readouterr().err

@@ -252,8 +252,8 @@ def plan(out: Path, s: Settings, domains: tuple[str, ...] = DATASET_IDS) -> list
     return jobs
 
 
-def _write_split_lists(out: Path, s: Settings) -> None:
-    for dataset_id in ("gtav", "synthia"):
+def _write_split_lists(out: Path, s: Settings, domains: tuple[str, ...] = DATASET_IDS) -> None:
+    for dataset_id in (d for d in ("gtav", "synthia") if d in domains):
         numbering = _flat_numbering(s, dataset_id)
         width = 5 if dataset_id == "gtav" else 7
         for split, numbers in numbering.items():
@@ -284,7 +284,7 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def manifest_matches(out: Path, s: Settings) -> bool:
+def manifest_matches(out: Path, s: Settings, domains: tuple[str, ...] = DATASET_IDS) -> bool:
     path = out / MANIFEST_NAME
     try:
         recorded = json.loads(path.read_text())
@@ -292,26 +292,35 @@ def manifest_matches(out: Path, s: Settings) -> bool:
         return False
     if recorded.get("settings") != asdict(s) or recorded.get("generator_fingerprint") != generator_fingerprint():
         return False
-    return all((out / d / rel).is_file() for job in plan(out, s) for d, rel in ((job[2], job[5]), (job[2], job[6])))
+    if sorted(recorded.get("counts", {})) != sorted(domains):
+        return False
+    return all((out / d / rel).is_file() for job in plan(out, s, domains)
+               for d, rel in ((job[2], job[5]), (job[2], job[6])))
 
 
-def generate(out: str | Path, settings: Settings, workers: int = 1, force: bool = False) -> dict:
-    """Write all five domains under `out`; returns the manifest (also written to <out>/synthetic.json)."""
+def generate(out: str | Path, settings: Settings, workers: int = 1, force: bool = False,
+             domains: tuple[str, ...] = DATASET_IDS) -> dict:
+    """Write the domains (default all five) under `out`; returns the manifest (also written to
+    <out>/synthetic.json)."""
     out = Path(out)
-    if not force and manifest_matches(out, settings):
+    unknown = [d for d in domains if d not in DATASET_IDS]
+    if unknown or not domains:
+        raise ValueError(f"unknown domain(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(DATASET_IDS)}")
+    domains = tuple(d for d in DATASET_IDS if d in domains)
+    if not force and manifest_matches(out, settings, domains):
         return json.loads((out / MANIFEST_NAME).read_text())
     _clear_previous_output(out)
-    jobs = plan(out, settings)
+    jobs = plan(out, settings, domains)
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             list(pool.map(_make_one, jobs, chunksize=8))
     else:
         for job in jobs:
             _make_one(job)
-    _write_split_lists(out, settings)
-    for dataset_id in DATASET_IDS:
+    _write_split_lists(out, settings, domains)
+    for dataset_id in domains:
         complete_val_coverage(out, [j for j in jobs if j[2] == dataset_id and j[3] == "val"])
-    problems = {d: missing_val_classes(out, d) for d in DATASET_IDS}
+    problems = {d: missing_val_classes(out, d) for d in domains}
     problems = {d: m for d, m in problems.items() if m}
     if problems:
         detail = "; ".join(f"{d}: {', '.join(m)}" for d, m in problems.items())
@@ -321,7 +330,7 @@ def generate(out: str | Path, settings: Settings, workers: int = 1, force: bool 
         "generator": "benchmark.data.synthetic",
         "settings": asdict(settings),
         "generator_fingerprint": generator_fingerprint(),
-        "counts": {d: {"train": settings.train_images, "val": settings.val_images} for d in DATASET_IDS},
+        "counts": {d: {"train": settings.train_images, "val": settings.val_images} for d in domains},
         "note": "procedurally generated stand-ins in each dataset's release layout; not real data",
     }
     atomic_write_json(out / MANIFEST_NAME, manifest)
@@ -369,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="image height and width (Mapillary mixes sizes around it; default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed (default: 0)")
     p.add_argument("--workers", type=int, default=0, help="parallel processes (default 0: all CPU cores)")
+    p.add_argument("--domains", nargs="+", default=list(DATASET_IDS), choices=list(DATASET_IDS), metavar="ID",
+                   help="write only these domains (default: all five; e.g. `--domains cityscapes --size 1024 2048 "
+                        "--val-images 500` for a full-size Cityscapes-C timing)")
     p.add_argument("--force", action="store_true", help="rewrite even if the output is complete and up to date")
     args = p.parse_args(argv)
     if args.images < 1 or args.val_images < 1:
@@ -380,12 +392,12 @@ def main(argv: list[str] | None = None) -> int:
                         height=args.size[0], width=args.size[1])
     start = time.perf_counter()
     try:
-        generate(args.out, settings, workers=workers, force=args.force)
+        generate(args.out, settings, workers=workers, force=args.force, domains=tuple(args.domains))
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    n = len(DATASET_IDS) * (args.images + args.val_images)
-    print(f"{n} image/label pairs in five domains under {args.out} ({time.perf_counter() - start:.1f} s, "
+    n = len(set(args.domains)) * (args.images + args.val_images)
+    print(f"{n} image/label pairs in {len(set(args.domains))} domain(s) under {args.out} ({time.perf_counter() - start:.1f} s, "
           f"{workers} workers)")
     return 0
 
