@@ -210,6 +210,24 @@ void task_range(const Problem& p, int64_t task, int64_t& bb, int64_t& gg, int64_
 }
 
 // Per-block constants, lane-major: A as (n, W), D and bias as (W); dead lanes are zero.
+// A task's per-lane float64 sums of dA (n, W per block), dD and dbias (W per block) -> this batch's
+// (d, n) / (d) partial rows (the caller sums over the batch).
+template <typename T>
+void store_block_grads(const Problem& p, int64_t bb, int64_t gg, int64_t k0, int64_t k1, int64_t n,
+                       const double* dA_acc, const double* dD_acc, const double* dbias_acc, T* dA_part, T* dD_part,
+                       T* dbias_part) {
+  constexpr int W = lanes<T>();
+  for (int64_t kb = k0; kb < k1; ++kb) {
+    const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
+    for (int64_t k = 0; k < cnt; ++k) {
+      const int64_t c = gg * p.dg() + kb * W + k;
+      for (int64_t i = 0; i < n; ++i) dA_part[(bb * p.d + c) * n + i] = static_cast<T>(dA_acc[((kb - k0) * n + i) * W + k]);
+      dD_part[bb * p.d + c] = static_cast<T>(dD_acc[(kb - k0) * W + k]);
+      dbias_part[bb * p.d + c] = static_cast<T>(dbias_acc[(kb - k0) * W + k]);
+    }
+  }
+}
+
 template <typename T>
 void load_block_params(const Problem& p, int64_t c0, int64_t cnt, const T* A, const T* D, const T* bias, T* Ab,
                        T* Db, T* biasb) {
@@ -822,16 +840,8 @@ void backward_task_avx(const Problem& p, int64_t task, const float* u, const flo
     transpose<float>(dBs.get(), n, slen, n, dB + gbase + s0, ls);
     transpose<float>(dCs.get(), n, slen, n, dC + gbase + s0, ls);
   }
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
-    for (int64_t k = 0; k < cnt; ++k) {
-      const int64_t c = gg * p.dg() + kb * W + k;
-      for (int64_t i = 0; i < n; ++i)
-        dA_part[(bb * p.d + c) * n + i] = static_cast<float>(dA_acc.get()[((kb - k0) * n + i) * W + k]);
-      dD_part[bb * p.d + c] = static_cast<float>(dD_acc.get()[(kb - k0) * W + k]);
-      dbias_part[bb * p.d + c] = static_cast<float>(dbias_acc.get()[(kb - k0) * W + k]);
-    }
-  }
+  store_block_grads<float>(p, bb, gg, k0, k1, n, dA_acc.get(), dD_acc.get(), dbias_acc.get(), dA_part, dD_part,
+                        dbias_part);
 }
 #endif  // MASKVIM_AVX2
 
@@ -1104,16 +1114,8 @@ void backward_task(const Problem& p, int64_t task, const T* u, const T* delta, c
     transpose<T>(dBloc.get(), n, len, n, dB + gbase + t0, ls);
     transpose<T>(dCloc.get(), n, len, n, dC + gbase + t0, ls);
   }
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
-    for (int64_t k = 0; k < cnt; ++k) {
-      const int64_t c = gg * p.dg() + kb * W + k;
-      for (int64_t i = 0; i < n; ++i)
-        dA_part[(bb * p.d + c) * n + i] = static_cast<T>(dA_acc.get()[((kb - k0) * n + i) * W + k]);
-      dD_part[bb * p.d + c] = static_cast<T>(dD_acc.get()[(kb - k0) * W + k]);
-      dbias_part[bb * p.d + c] = static_cast<T>(dbias_acc.get()[(kb - k0) * W + k]);
-    }
-  }
+  store_block_grads<T>(p, bb, gg, k0, k1, n, dA_acc.get(), dD_acc.get(), dbias_acc.get(), dA_part, dD_part,
+                        dbias_part);
 }
 
 // Runs f(task) for every task; an exception in a task (out of memory) is reported after the loop.
