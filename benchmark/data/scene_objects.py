@@ -246,12 +246,13 @@ def draw_pole(cam, cv, X, Z, height, colour, width=0.2, arm: float = 0.0) -> tup
 
 
 def draw_traffic_light(cam, cv, rng, X, Z, u, v_top, mats, housing, lit: int | None = None) -> None:
-    """A three-lamp signal head whose top is at (u, v_top) metres from the pole foot."""
-    w, h = 0.42, 1.1
+    """A three-lamp signal head whose top is at (u, v_top) metres from the pole foot. Drawn a little
+    larger than a real head (about 0.35 x 1.0 m) so that the class stays learnable at smoke resolution."""
+    w, h = 0.6, 1.5
     cv.fill([sprite(cam, X, Z, rect_m(u - w / 2, v_top - h, u + w / 2, v_top))], LIGHT, housing, Z - 0.05)
     lit = int(rng.integers(0, 3)) if lit is None else lit
     names = ("lamp_red", "lamp_amber", "lamp_green")
-    lamps = [sprite(cam, X, Z, circle_m(u, v_top - h * (i + 0.5) / 3, 0.13, 10)) for i in range(3)]
+    lamps = [sprite(cam, X, Z, circle_m(u, v_top - h * (i + 0.5) / 3, 0.18, 10)) for i in range(3)]
     cv.paint([lamps[i] for i in range(3) if i != lit], housing * 1.6 + 0.05)  # unlit lenses
     cv.paint([lamps[lit]], mats[names[lit]])
     c = sprite(cam, X, Z, [(u, v_top - h * (lit + 0.5) / 3)])[0]

@@ -192,21 +192,21 @@ def bdd_style() -> DomainStyle:
 def mapillary_style() -> DomainStyle:
     """Crowd-sourced photos worldwide: many cameras and cities, its own colour cast."""
     return _style(
-        "mapillary", horizon=(0.33, 0.57), camera_height=(1.0, 2.2), focal=(0.7, 1.15), yaw=0.1,
-        curvature=0.003, ego="none", lanes=(1, 4), cars=(2, 9), persons=(2, 9), riders=(1, 4), p_park=0.3,
-        object_scale=(0.9, 1.15), palette_seed=37, palette_shift=0.45, hue=14.0, saturation=1.1,
-        colour_jitter=0.15, texture=1.1, grain=2.5, contrast=1.05, brightness=(0.8, 1.2), p_night=0.1,
-        p_fog=0.15, p_sun=0.35, blur=(0.2, 1.2), noise=0.02)
+        "mapillary", horizon=(0.38, 0.53), camera_height=(1.1, 1.8), focal=(0.9, 1.15), yaw=0.1,
+        curvature=0.003, ego="none", lanes=(1, 4), cars=(2, 9), persons=(3, 9), riders=(2, 4), p_park=0.3,
+        object_scale=(1.0, 1.2), palette_seed=37, palette_shift=0.5, hue=22.0, saturation=1.1,
+        colour_jitter=0.15, texture=1.1, grain=2.5, contrast=1.05, brightness=(0.8, 1.2), p_night=0.05,
+        p_fog=0.1, p_sun=0.35, blur=(0.2, 1.2), noise=0.02)
 
 
 def gtav_style() -> DomainStyle:
     """A video game's Los Angeles: saturated, warm, sharp, busy roads, crisp synthetic textures."""
     return _style(
-        "gtav", horizon=(0.44, 0.50), camera_height=(1.4, 1.8), focal=(0.8, 0.92), ego="none", lanes=(2, 5),
-        cars=(6, 12), persons=(2, 5), riders=(1, 3), p_truck=0.75, p_bus=0.4, p_train=0.3,
+        "gtav", horizon=(0.44, 0.50), camera_height=(1.4, 1.8), focal=(0.92, 1.05), ego="none", lanes=(2, 5),
+        cars=(6, 12), persons=(3, 7), riders=(2, 3), p_truck=0.75, p_bus=0.4, p_train=0.3,
         building_height=(6.0, 40.0), tree_spacing=(9.0, 18.0), palette_seed=41, palette_shift=0.35, hue=10.0,
         saturation=1.12, value=1.05, colour_jitter=0.15, texture=0.8, grain=1.2, contrast=1.1,
-        tint=(1.08, 1.0, 0.86), brightness=(0.95, 1.2), p_night=0.15, p_fog=0.1, p_sun=0.6, blur=(0.0, 0.2),
+        tint=(1.08, 1.0, 0.86), brightness=(0.95, 1.2), p_night=0.08, p_fog=0.1, p_sun=0.6, blur=(0.0, 0.2),
         noise=0.0)
 
 
