@@ -194,7 +194,7 @@ def mapillary_style() -> DomainStyle:
     return _style(
         "mapillary", horizon=(0.38, 0.53), camera_height=(1.1, 1.8), focal=(0.9, 1.15), yaw=0.1,
         curvature=0.003, ego="none", lanes=(1, 4), cars=(2, 9), persons=(3, 9), riders=(2, 4), p_park=0.3,
-        object_scale=(1.0, 1.2), palette_seed=37, palette_shift=0.5, hue=22.0, saturation=1.1,
+        object_scale=(1.0, 1.2), palette_seed=37, palette_shift=0.6, hue=32.0, saturation=1.1,
         colour_jitter=0.15, texture=1.1, grain=2.5, contrast=1.05, brightness=(0.8, 1.2), p_night=0.05,
         p_fog=0.1, p_sun=0.35, blur=(0.2, 1.2), noise=0.02)
 
