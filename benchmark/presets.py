@@ -77,8 +77,9 @@ def _smoke() -> Preset:
     # Recipe, from runs on these domains (2026-11-23): lr 3e-3 with 50 warmup iterations left
     # vmamba_linear on gtav stuck near 20 mIoU for seed 0 (34 with 150 warmup); lr 2e-3 with 100 warmup
     # gave it 43 and every model 41-46 in-domain at 1100 iterations except vmamba_linear on mapillary
-    # (38.6), hence 1250. From scratch a higher lr than the paper's 6e-5 is needed; the mask logits'
-    # x10000 multiplier (made for 6e-5) would give them lr 20 here, so x100 keeps their step ~0.2.
+    # (38.6), hence 1250: then 42.6-48.7 in-domain, main grid 20.9 min (fresh clone, ed5cd02). From
+    # scratch a higher lr than the paper's 6e-5 is needed; the mask logits' x10000 multiplier (made for
+    # 6e-5) would give them lr 20 here, so x100 keeps their step ~0.2.
     return Preset(
         name="smoke", description="micro models trained from scratch on synthetic street scenes (CPU)",
         size="micro", data_root="datasets/synthetic", crop_size=(64, 128), base_scale=(128, 256),
