@@ -228,16 +228,24 @@ void store_block_grads(const Problem& p, int64_t bb, int64_t gg, int64_t k0, int
   }
 }
 
+// Lane-major constants of a task's blocks [k0, k1) of group gg: Ab (block, n, W), Db and biasb (block, W).
 template <typename T>
-void load_block_params(const Problem& p, int64_t c0, int64_t cnt, const T* A, const T* D, const T* bias, T* Ab,
-                       T* Db, T* biasb) {
+void load_task_params(const Problem& p, int64_t gg, int64_t k0, int64_t k1, const T* A, const T* D, const T* bias,
+                      T* Ab, T* Db, T* biasb) {
   constexpr int W = lanes<T>();
-  for (int64_t i = 0; i < p.n * W; ++i) Ab[i] = T(0);
-  for (int k = 0; k < W; ++k) Db[k] = biasb[k] = T(0);
-  for (int64_t k = 0; k < cnt; ++k) {
-    for (int64_t i = 0; i < p.n; ++i) Ab[i * W + k] = A[(c0 + k) * p.n + i];
-    Db[k] = D ? D[c0 + k] : T(0);
-    biasb[k] = bias ? bias[c0 + k] : T(0);
+  for (int64_t kb = k0; kb < k1; ++kb) {
+    const int64_t c0 = gg * p.dg() + kb * W;
+    const int64_t cnt = std::min<int64_t>(W, p.dg() - kb * W);
+    T* Ak = Ab + (kb - k0) * p.n * W;
+    T* Dk = Db + (kb - k0) * W;
+    T* bk = biasb + (kb - k0) * W;
+    for (int64_t i = 0; i < p.n * W; ++i) Ak[i] = T(0);
+    for (int k = 0; k < W; ++k) Dk[k] = bk[k] = T(0);
+    for (int64_t k = 0; k < cnt; ++k) {
+      for (int64_t i = 0; i < p.n; ++i) Ak[i * W + k] = A[(c0 + k) * p.n + i];
+      Dk[k] = D ? D[c0 + k] : T(0);
+      bk[k] = bias ? bias[c0 + k] : T(0);
+    }
   }
 }
 
@@ -613,11 +621,7 @@ void forward_task_avx(const Problem& p, int64_t task, const float* u, const floa
   const int64_t S = span_len(p);
   Scratch<float> state(nbt * n * W), A2b(nbt * n * W), Db(nbt * W), biasb(nbt * W);
   Scratch<float> dtb(Kp * W), dtub(Kp * W), ub(Kp * W), yb(Kp * W), BC(S * 2 * n), ab(K * n * W);
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t c0 = gg * p.dg() + kb * W;
-    load_block_params<float>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, A2b.get() + (kb - k0) * n * W,
-                             Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
-  }
+  load_task_params<float>(p, gg, k0, k1, A, D, bias, A2b.get(), Db.get(), biasb.get());
   for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] *= 1.44269504088896341f;
   for (int64_t s0 = 0; s0 < p.l; s0 += S) {
     const int64_t slen = std::min(S, p.l - s0);
@@ -704,11 +708,7 @@ void backward_task_avx(const Problem& p, int64_t task, const float* u, const flo
   Scratch<float> hbuf((K + 1) * n * W), abuf(K * n * W);  // one chunk's states h_{t0-1..} and decays
   Scratch<float> dtb(Kp * W), dtub(Kp * W), ub(Kp * W), dspb(Kp * W), dyb(Kp * W), dub(Kp * W), ddb(Kp * W);
   Scratch<float> BC(S * 2 * n), dBs(S * n), dCs(S * n);  // the span's B, C (step-major) and dB, dC
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t c0 = gg * p.dg() + kb * W;
-    load_block_params<float>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, Ab.get() + (kb - k0) * n * W,
-                             Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
-  }
+  load_task_params<float>(p, gg, k0, k1, A, D, bias, Ab.get(), Db.get(), biasb.get());
   for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] = Ab.get()[i] * 1.44269504088896341f;
   const int64_t gbase = ((slot * p.b + bb) * p.g + gg) * n * ls;  // this task's dB, dC rows
   const int64_t nspan = (p.l + S - 1) / S;
@@ -865,11 +865,7 @@ void forward_task(const Problem& p, int64_t task, const T* u, const T* delta, co
   const int64_t nbt = k1 - k0, nb = blocks_per_group<T>(p), K = p.K;
   Scratch<T> state(nbt * n * W), Ab(nbt * n * W), Db(nbt * W), biasb(nbt * W);
   Scratch<T> rows(5 * W * K), dtb(K * W), dtub(K * W), ub(K * W), yb(K * W), Bloc(K * n), Cloc(K * n);
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t c0 = gg * p.dg() + kb * W;
-    load_block_params<T>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, Ab.get() + (kb - k0) * n * W,
-                         Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
-  }
+  load_task_params<T>(p, gg, k0, k1, A, D, bias, Ab.get(), Db.get(), biasb.get());
 #ifdef MASKVIM_AVX2
   Scratch<T> A2b(nbt * n * W);  // A log2(e), for exp2_8
   for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] = Ab.get()[i] * T(1.44269504088896341);
@@ -968,11 +964,7 @@ void backward_task(const Problem& p, int64_t task, const T* u, const T* delta, c
   Scratch<T> dBv(K * n * W), dCv(K * n * W);           // per-lane dB, dC of the chunk
   Scratch<T> rows(5 * W * K), dtb(K * W), dtub(K * W), ub(K * W), dspb(K * W), dyb(K * W), dub(K * W), ddb(K * W);
   Scratch<T> dAl(n * W), Bloc(K * n), Cloc(K * n), dBloc(K * n), dCloc(K * n);
-  for (int64_t kb = k0; kb < k1; ++kb) {
-    const int64_t c0 = gg * p.dg() + kb * W;
-    load_block_params<T>(p, c0, std::min<int64_t>(W, p.dg() - kb * W), A, D, bias, Ab.get() + (kb - k0) * n * W,
-                         Db.get() + (kb - k0) * W, biasb.get() + (kb - k0) * W);
-  }
+  load_task_params<T>(p, gg, k0, k1, A, D, bias, Ab.get(), Db.get(), biasb.get());
 #ifdef MASKVIM_AVX2
   Scratch<T> A2b(nbt * n * W);  // A log2(e), for exp2_8
   for (int64_t i = 0; i < nbt * n * W; ++i) A2b.get()[i] = Ab.get()[i] * T(1.44269504088896341);
