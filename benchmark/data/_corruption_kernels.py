@@ -25,24 +25,39 @@ def _rows_per_block(row_bytes: int) -> int:
 # --------------------------------------------------------------------------------------------
 # The package's common last step: np.clip(x, 0, 1) * 255, truncated to uint8 by the caller
 # --------------------------------------------------------------------------------------------
+def rows_to_uint8(shape: tuple[int, ...], block_of) -> np.ndarray:
+    """`np.uint8(np.clip(v, 0, 1) * 255)` of a float (H, W[, C]) image made row block by row block.
+
+    `block_of(rows)` returns the float values of rows `rows` (a slice) as an array the caller may
+    overwrite; blocks of ~1 MB stay in cache through the corruption's last per-pixel steps and this
+    ending, with no full-frame float temporaries. Every step is per pixel, so blocks change nothing
+    but speed.
+    """
+    out = np.empty(shape, dtype=np.uint8)
+    step = _rows_per_block(int(np.prod(shape[1:])) * 8)
+    for r0 in range(0, shape[0], step):
+        rows = slice(r0, min(shape[0], r0 + step))
+        block = block_of(rows)
+        np.clip(block, 0, 1, out=block)
+        block *= 255
+        out[rows] = block  # float -> uint8 truncates, as np.uint8(...) does
+    return out
+
+
 def unit_to_uint8(x: np.ndarray, edit=None) -> np.ndarray:
     """`np.uint8(np.clip(x, 0, 1) * 255)` for a float (H, W[, C]) array, in row blocks.
 
     `edit(block, rows)`, if given, first changes the row block `x[rows]` in place (a per-pixel
     step of the corruption, moved here so it runs on a block in cache instead of on the whole
-    frame). x is overwritten. Per pixel and in the same order, so blocks change nothing but speed.
+    frame). x is overwritten.
     """
-    out = np.empty(x.shape, dtype=np.uint8)
-    step = _rows_per_block(x[0].size * 8)
-    for r0 in range(0, x.shape[0], step):
-        rows = slice(r0, r0 + step)
+    def block_of(rows):
         block = x[rows]
         if edit is not None:
             edit(block, rows)
-        np.clip(block, 0, 1, out=block)
-        block *= 255
-        out[rows] = block  # float -> uint8 truncates, as np.uint8(...) does
-    return out
+        return block
+
+    return rows_to_uint8(x.shape, block_of)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,19 +203,15 @@ def fog_to_uint8(x_uint8: np.ndarray, scaled_plasma: np.ndarray, strength: float
     """
     max_val = x_uint8.max() / 255.
     denominator = max_val + strength
-    out = np.empty(x_uint8.shape, dtype=np.uint8)
-    rows = _rows_per_block(x_uint8[0].size * 8)
-    for r0 in range(0, x_uint8.shape[0], rows):
-        r1 = r0 + rows
-        block = x_uint8[r0:r1] / 255.
-        block += scaled_plasma[r0:r1, :, np.newaxis]
+
+    def block_of(rows):
+        block = x_uint8[rows] / 255.
+        block += scaled_plasma[rows, :, np.newaxis]
         block *= max_val
         block /= denominator
-        np.clip(block, 0, 1, out=block)
-        block *= 255
-        out[r0:r1] = block  # float -> uint8 truncates, as np.uint8(...) does
-    return out
+        return block
 
+    return rows_to_uint8(x_uint8.shape, block_of)
 
 # --------------------------------------------------------------------------------------------
 # Linear zoom (package: clipped_zoom's scipy.ndimage.zoom(x[..., None], (z, z, 1), order=1), snow)
@@ -264,24 +275,20 @@ def snow_to_uint8(x: np.ndarray, gray: np.ndarray, layer_uint8: np.ndarray,
     layer are the mirrored rows at the other end), so row blocks change nothing but speed.
     """
     hgt = x.shape[0]
-    out = np.empty(x.shape, dtype=np.uint8)
-    rows = _rows_per_block(x[0].size * 8)
-    for r0 in range(0, hgt, rows):
-        r1 = min(hgt, r0 + rows)
-        image = x[r0:r1]
-        brightened = gray[r0:r1, :, np.newaxis] * 1.5
+
+    def block_of(rows):
+        image = x[rows]
+        brightened = gray[rows, :, np.newaxis] * 1.5
         brightened += 0.5
         brightened = np.maximum(image, brightened)
         brightened *= 1 - blend
         mixed = image * blend
         mixed += brightened
-        total = mixed + (layer_uint8[r0:r1] / 255.)[..., np.newaxis]  # float32 + float64
-        total += (layer_uint8[hgt - r1:hgt - r0][::-1, ::-1] / 255.)[..., np.newaxis]
-        np.clip(total, 0, 1, out=total)
-        total *= 255
-        out[r0:r1] = total  # float -> uint8 truncates, as np.uint8(...) does
-    return out
+        total = mixed + (layer_uint8[rows] / 255.)[..., np.newaxis]  # float32 + float64
+        total += (layer_uint8[hgt - rows.stop:hgt - rows.start][::-1, ::-1] / 255.)[..., np.newaxis]
+        return total
 
+    return rows_to_uint8(x.shape, block_of)
 
 # --------------------------------------------------------------------------------------------
 # Spatter's mud (package: the end of spatter at severities 4 and 5)
@@ -294,23 +301,18 @@ def mud_to_uint8(x_uint8: np.ndarray, mask: np.ndarray, colour: tuple[float, ...
     is then truncated to uint8. Every step is per pixel with the same operands, so row blocks (no
     full-frame temporaries) change nothing but speed.
     """
-    out = np.empty(x_uint8.shape, dtype=np.uint8)
-    rows = _rows_per_block(x_uint8[0].size * 8)
-    for r0 in range(0, x_uint8.shape[0], rows):
-        r1 = r0 + rows
-        image = x_uint8[r0:r1].astype(np.float32)
+    def block_of(rows):
+        image = x_uint8[rows].astype(np.float32)
         image /= 255
-        block_mask = mask[r0:r1]
+        block_mask = mask[rows]
         image *= (1 - block_mask)[..., np.newaxis]
         total = image.astype(np.float64)
         block_mask = block_mask.astype(np.float64)
         for ch, value in enumerate(colour):
             total[..., ch] += value * block_mask
-        np.clip(total, 0, 1, out=total)
-        total *= 255
-        out[r0:r1] = total  # float -> uint8 truncates, as np.uint8(...) does
-    return out
+        return total
 
+    return rows_to_uint8(x_uint8.shape, block_of)
 
 # --------------------------------------------------------------------------------------------
 # HSV round trip (package: skimage.color.rgb2hsv -> edit -> skimage.color.hsv2rgb), used by
