@@ -11,9 +11,10 @@
 #   --seeds S [S ...]           training seeds (default 0)
 #   --no-ablations              skip the ablation grid (paper Tables 6-8, Figures 5-6)
 #   --setup-only                create .venv and the data, then stop
-#   --jobs N                    grid processes side by side, each on 1/N of the cores (default: the CPU
-#                               core count for test/smoke, 1 for paper; on 2 cores two 1-thread jobs are
-#                               ~2x faster than one 2-thread job, whose OpenMP threads spin on a busy core)
+#   --jobs N                    grid workers side by side, each on 1/N of the cores, each taking the next
+#                               unclaimed job (default: the CPU core count for test/smoke, 1 for paper; on 2
+#                               cores two 1-thread workers are ~2x faster than one 2-thread process, whose
+#                               OpenMP threads spin on a busy core)
 # Every step skips what is already done, so rerunning continues where a previous run stopped.
 # Relative paths are taken from the repository root (the script changes there first).
 set -euo pipefail
@@ -27,7 +28,8 @@ ABLATIONS=1
 SETUP_ONLY=0
 JOBS=""
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+# the header comment above, whatever its length
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) PRESET="${2:?--preset needs a value}"; shift 2 ;;

@@ -149,8 +149,10 @@ def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings
                 continue
             outcome[_run_job(gj, k, len(jobs), root, results, info, log)].append(gj.job.id)
     if info.is_main:
+        elsewhere = len(outcome.get("claimed_elsewhere", []))
         log(f"[grid] {len(outcome['ran'])} job(s) run, {len(outcome['skipped'])} already done, "
-            f"{time.perf_counter() - t0:.1f} s; results in {results / 'runs'}")
+            + (f"{elsewhere} run by other workers, " if elsewhere else "")
+            + f"{time.perf_counter() - t0:.1f} s; results in {results / 'runs'}")
     return outcome
 
 

@@ -396,9 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    n = len(set(args.domains)) * (args.images + args.val_images)
-    print(f"{n} image/label pairs in {len(set(args.domains))} domain(s) under {args.out} ({time.perf_counter() - start:.1f} s, "
-          f"{workers} workers)")
+    domains = len(set(args.domains))
+    print(f"{domains * (args.images + args.val_images)} image/label pairs in {domains} domain(s) under {args.out} "
+          f"({time.perf_counter() - start:.1f} s, {workers} workers)")
     return 0
 
 
