@@ -219,6 +219,35 @@ def test_pretrained_switch_loads_the_encoder(tmp_path):
     assert model.config["pretrained"] == str(path) and model.pretrained_report is not None
 
 
+def test_perf_scan_timer_clocks_the_backward_and_keeps_every_gradient():
+    """The model section's share counts the scan's backward too; the wrapper must not change a gradient."""
+    import maskvim.scan as scan
+    from benchmark.perf.model import _scan_timer
+
+    gen = torch.Generator().manual_seed(0)
+    b, d, n, l = 2, 8, 4, 33
+
+    def inputs():
+        g = torch.Generator().manual_seed(1)
+        xs = [torch.randn(b, d, l, generator=g), torch.randn(b, d, l, generator=g), -torch.rand(d, n, generator=g) - 0.5,
+              torch.randn(b, 2, n, l, generator=g), torch.randn(b, 2, n, l, generator=g), torch.randn(d, generator=g),
+              torch.randn(d, generator=g)]
+        return [x.requires_grad_() for x in xs]
+
+    dy = torch.randn(b, d, l, generator=gen)
+    xs = inputs()
+    expected = torch.autograd.grad(scan.selective_scan(*xs, backend="ref"), xs, dy)
+    total = [0.0]
+    xs = inputs()
+    with _scan_timer(torch.device("cpu"), total):
+        y = scan.selective_scan(*xs, backend="ref")
+        after_forward = total[0]
+        grads = torch.autograd.grad(y, xs, dy)
+    assert 0.0 < after_forward < total[0]
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("phase", ["train_step", "inference"])
 def test_perf_measure_reports_a_step_and_restores_the_scan(phase):
     import maskvim.scan as scan

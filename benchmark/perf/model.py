@@ -9,13 +9,13 @@ For maskvim, vmamba_upernet and vmamba_linear at ``micro`` (batch 4, 128x256) an
 Each row reports the best (least disturbed) seconds per iteration over the timed iterations after
 the warm-up, images per second from it, the process CPU seconds of that iteration (all threads; on a
 shared machine wall time inflates, CPU time much less), the peak memory of the timed iterations above
-what was held before them, and the share of the time spent in the selective scan:
-
-- inference: the scan calls are timed directly (``maskvim.scan.selective_scan`` wrapped with a clock,
-  CUDA synchronised), which is exact as nothing of the scan runs outside the call;
-- train_step: by ablation, since the scan's backward runs outside the call: the same step is timed
-  again with the scan replaced by a stand-in of the same shapes that skips the recurrence (y = D * u,
-  still differentiable), and share = 1 - t_without / t_with.
+what was held before them, and the share of the time spent in the selective scan: every
+``maskvim.scan.selective_scan`` call is clocked (CUDA synchronised), and in the training step so is
+its backward, through an autograd wrapper that runs the real scan (any backend) on detached inputs and
+times the ``torch.autograd.grad`` of that inner graph. share = scan seconds / step seconds, summed
+over the timed iterations. (Replacing the scan by a stand-in and timing the difference, as this
+module first did, over-counts: a stand-in without gradients for delta, B, C and A also skips the
+x_proj / dt_proj / A_log backward that feeds them, which is not the scan's work.)
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset before the timed iterations) minus what
 was allocated before; on CPU the process's peak resident set (Linux ``VmHWM``, reset through
@@ -85,22 +85,14 @@ def measure(model: nn.Module, phase: str, batch: int, size: tuple[int, int], dev
         step()
     base = _memory_before(dev)
     scan_seconds = [0.0]
-    with _scan_timer(dev, scan_seconds) if phase == "inference" else contextlib.nullcontext():
+    with _scan_timer(dev, scan_seconds):
         runs = _timed(step, iters, dev)
     peak, method = _memory_peak(dev, base)
     wall, cpu = min(runs)
-    if phase == "inference":
-        share = min(1.0, scan_seconds[0] / sum(r[0] for r in runs))
-        extra = {"scan_seconds_per_iter": scan_seconds[0] / iters}
-    else:
-        with _scan_stand_in():
-            for _ in range(warmup):
-                step()
-            wall0 = min(r[0] for r in _timed(step, iters, dev))
-        share = max(0.0, 1.0 - wall0 / wall)
-        extra = {"seconds_per_iter_without_scan": wall0}
+    share = min(1.0, scan_seconds[0] / sum(r[0] for r in runs))
     return {"seconds_per_iter": wall, "cpu_seconds_per_iter": cpu, "images_per_s": batch / wall,
-            "peak_memory_mb": peak, "memory_method": method, "scan_share": share, **extra}
+            "peak_memory_mb": peak, "memory_method": method, "scan_share": share,
+            "scan_seconds_per_iter": scan_seconds[0] / iters}
 
 
 def _train_step(model: nn.Module, images, labels, batch: int):
@@ -142,37 +134,46 @@ def _timed(step, iters: int, dev: torch.device) -> list[tuple[float, float]]:
 
 @contextlib.contextmanager
 def _scan_timer(dev: torch.device, total: list[float]):
-    """Add the wall time of every selective_scan call to total[0] (forward only: for inference)."""
+    """Add the wall time of every selective scan, forward and (when it is differentiated) backward,
+    to total[0]."""
     import maskvim.scan as scan
 
     real = scan.selective_scan
 
-    def timed(*args, **kwargs):
+    def clock(fn):
         _sync(dev)
         t = time.perf_counter()
-        y = real(*args, **kwargs)
+        out = fn()
         _sync(dev)
         total[0] += time.perf_counter() - t
-        return y
+        return out
+
+    class TimedScan(torch.autograd.Function):
+        """The real scan on detached copies of its inputs; backward = the clocked grad of that graph."""
+
+        @staticmethod
+        def forward(ctx, options, *inputs):
+            inner = [None if x is None else x.detach().requires_grad_(x.requires_grad) for x in inputs]
+            with torch.enable_grad():
+                y = clock(lambda: real(*inner, **options))
+            ctx.inner, ctx.y = inner, y
+            return y.detach()
+
+        @staticmethod
+        def backward(ctx, dy):
+            wanted = [x is not None and x.requires_grad for x in ctx.inner]
+            live = [x for x, w in zip(ctx.inner, wanted) if w]
+            grads = iter(clock(lambda: torch.autograd.grad(ctx.y, live, dy)))
+            return (None, *(next(grads) if w else None for w in wanted))
+
+    def timed(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, backend="auto"):
+        options = dict(delta_softplus=delta_softplus, backend=backend)
+        inputs = (u, delta, A, B, C, D, delta_bias)
+        if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs):
+            return TimedScan.apply(options, *inputs)
+        return clock(lambda: real(*inputs, **options))
 
     scan.selective_scan = timed
-    try:
-        yield
-    finally:
-        scan.selective_scan = real
-
-
-@contextlib.contextmanager
-def _scan_stand_in():
-    """Replace the selective scan by y = D * u (same shapes and dtypes, differentiable, no recurrence)."""
-    import maskvim.scan as scan
-
-    real = scan.selective_scan
-
-    def stand_in(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, backend="auto"):
-        return u * D[:, None] if D is not None else u.clone()
-
-    scan.selective_scan = stand_in
     try:
         yield
     finally:
