@@ -3,7 +3,8 @@
 `synthetic_root` holds the five domains (a few 32x64 images each) written by
 `python -m benchmark.data.synthetic`; `synthetic_root_c` adds its Cityscapes-C (all 16
 corruptions, severity 5) written by `python -m benchmark.data.cityscapes_c`. Both are created
-once per session and must be treated as read-only by tests.
+once per session and must be treated as read-only by tests. `make_inputs` builds selective-scan
+inputs for the scan tests and the perf scan-timer test.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY_SIZE = (32, 64)        # (H, W) of the synthetic test images
 TINY_TRAIN_IMAGES = 4
@@ -69,3 +71,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+def make_inputs(b, d, n, g, l, *, dtype=torch.float64, device="cpu", seed=0, with_D=True, with_bias=True,
+                softplus=True):
+    """Inputs in the ranges a trained SS2D produces: A < 0; delta > 0 when it is not softplus'ed."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    if softplus:
+        delta, bias = 0.5 * r(b, d, l) - 1.0, 0.5 * r(d)
+    else:
+        delta = 0.05 + 0.5 * torch.rand(b, d, l, generator=gen, dtype=torch.float64)
+        bias = 0.1 * torch.rand(d, generator=gen, dtype=torch.float64)
+    A = -torch.exp(0.5 * r(d, n))
+    xs = [r(b, d, l), delta, A, r(b, g, n, l), r(b, g, n, l), r(d) if with_D else None, bias if with_bias else None]
+    return [None if t is None else t.to(device=device, dtype=dtype).requires_grad_() for t in xs]

@@ -8,6 +8,8 @@ from maskvim import build_model
 from maskvim.mask import TokenMask
 from maskvim.ss2d import SS2D
 
+from conftest import make_inputs
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -224,21 +226,12 @@ def test_perf_scan_timer_clocks_the_backward_and_keeps_every_gradient():
     import maskvim.scan as scan
     from benchmark.perf.model import _scan_timer
 
-    gen = torch.Generator().manual_seed(0)
-    b, d, n, l = 2, 8, 4, 33
-
-    def inputs():
-        g = torch.Generator().manual_seed(1)
-        xs = [torch.randn(b, d, l, generator=g), torch.randn(b, d, l, generator=g), -torch.rand(d, n, generator=g) - 0.5,
-              torch.randn(b, 2, n, l, generator=g), torch.randn(b, 2, n, l, generator=g), torch.randn(d, generator=g),
-              torch.randn(d, generator=g)]
-        return [x.requires_grad_() for x in xs]
-
-    dy = torch.randn(b, d, l, generator=gen)
-    xs = inputs()
+    shape = (2, 8, 4, 2, 33)  # b, d, n, g, l
+    xs = make_inputs(*shape, dtype=torch.float32, seed=1)
+    dy = torch.randn(2, 8, 33, generator=torch.Generator().manual_seed(0))
     expected = torch.autograd.grad(scan.selective_scan(*xs, backend="ref"), xs, dy)
     total = [0.0]
-    xs = inputs()
+    xs = make_inputs(*shape, dtype=torch.float32, seed=1)
     with _scan_timer(torch.device("cpu"), total):
         y = scan.selective_scan(*xs, backend="ref")
         after_forward = total[0]

@@ -19,25 +19,9 @@ from maskvim.scan import cpu as scan_cpu
 from maskvim.scan import cuda as scan_cuda
 from maskvim.scan import ScanBackendWarning, available_backends, resolve_backend, selective_scan, selective_scan_ref
 
+from conftest import make_inputs
+
 NAMES = ("u", "delta", "A", "B", "C", "D", "delta_bias")
-
-
-def make_inputs(b, d, n, g, l, *, dtype=torch.float64, device="cpu", seed=0, with_D=True, with_bias=True,
-                softplus=True):
-    """Inputs in the ranges a trained SS2D produces: A < 0; delta > 0 when it is not softplus'ed."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def r(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64)
-
-    if softplus:
-        delta, bias = 0.5 * r(b, d, l) - 1.0, 0.5 * r(d)
-    else:
-        delta = 0.05 + 0.5 * torch.rand(b, d, l, generator=gen, dtype=torch.float64)
-        bias = 0.1 * torch.rand(d, generator=gen, dtype=torch.float64)
-    A = -torch.exp(0.5 * r(d, n))
-    xs = [r(b, d, l), delta, A, r(b, g, n, l), r(b, g, n, l), r(d) if with_D else None, bias if with_bias else None]
-    return [None if t is None else t.to(device=device, dtype=dtype).requires_grad_() for t in xs]
 
 
 def run(backend, xs, softplus=True, dy=None):
@@ -371,9 +355,10 @@ def test_portable_build_matches_ref(tmp_path):
         pytest.skip("C++ kernel unavailable here")
     env = dict(os.environ, MASKVIM_EXT_DIR=str(tmp_path), MASKVIM_SCAN_CPU_ISA="DEFAULT")
     code = textwrap.dedent("""
-        import json, torch
+        import json, sys, torch
+        sys.path.insert(0, "tests")  # as pytest's rootdir conftest import: test_scan reads make_inputs there
         from maskvim.scan import cpu, selective_scan
-        from tests.test_scan import make_inputs, run
+        from test_scan import make_inputs, run
         assert cpu.cpu_isa() == "DEFAULT" and cpu.load_extension() is not None, cpu.build_error()
         errs = []
         for dtype in (torch.float32, torch.float64):
