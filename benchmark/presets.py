@@ -175,8 +175,12 @@ def pretrained_file(p: Preset, size: str) -> str | None:
 
 def resolve_config(preset: Preset, *, model: str, source: str, seed: int, variant: str = "default",
                    switches: dict[str, Any] | None = None, world_size: int = 1,
-                   data_root: str | None = None) -> dict[str, Any]:
-    """The fully resolved, JSON-able config of one training job (stored in every result it makes)."""
+                   data_root: str | None = None, data_digest: str | None = None) -> dict[str, Any]:
+    """The fully resolved, JSON-able config of one training job (stored in every result it makes).
+
+    `data_digest`: the identity of generated (synthetic) data under the data root
+    (benchmark.data.synthetic.manifest_digest); it is hashed, the data root's path is not. Real
+    datasets have none, and their configs no such key."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
     validate(preset)
@@ -195,7 +199,8 @@ def resolve_config(preset: Preset, *, model: str, source: str, seed: int, varian
         "source": source,
         "seed": seed,
         "data": {"train_split": "train", "label_mapping": LABEL_MAPPING, "crop_size": list(preset.crop_size),
-                 "base_scale": list(preset.base_scale), "ratio_range": list(preset.ratio_range)},
+                 "base_scale": list(preset.base_scale), "ratio_range": list(preset.ratio_range),
+                 **({"synthetic_manifest_sha256": data_digest} if data_digest else {})},
         "optim": {"name": "AdamW", "lr": preset.lr, "betas": list(preset.betas),
                   "weight_decay": preset.weight_decay, "no_decay": "norm layers and _no_weight_decay params",
                   "mask_lr_mult": preset.mask_lr_mult},

@@ -70,9 +70,12 @@ def make_job(preset: Preset, *, model: str | None, source: str, seed: int, varia
              world_size: int = 1, data_root: str | None = None) -> Job:
     if source not in DATASET_IDS:
         raise ValueError(f"unknown source dataset {source!r}; valid ids: {', '.join(DATASET_IDS)}")
+    from benchmark.data.synthetic import manifest_digest
+
     model, switches = variant_spec(variant, model)
     config = resolve_config(preset, model=model, source=source, seed=seed, variant=variant, switches=switches,
-                            world_size=world_size, data_root=data_root)
+                            world_size=world_size, data_root=data_root,
+                            data_digest=manifest_digest(default_path(data_root, preset.data_root)))
     return Job(model=model, source=source, seed=seed, variant=variant, config=config)
 
 

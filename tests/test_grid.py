@@ -155,6 +155,32 @@ def test_evaluate_cli_fills_a_cityscapes_c_cell_from_the_final_checkpoint(refere
     assert cell.config_hash == reference.config_hash and cell.iterations == reference.iterations
 
 
+def test_regenerated_synthetic_data_makes_finished_cells_stale_but_a_moved_copy_does_not(
+        reference_grid, synthetic_root, tmp_path):
+    from benchmark.data.synthetic import IN_PROGRESS_NAME, MANIFEST_NAME
+    from benchmark.evaluate import cell_done
+
+    def cells_done(root) -> list[bool]:
+        (gj,) = plan(get_preset("test"), ["maskvim"], ["cityscapes"], [0], ["default"], data_root=str(root))
+        return [cell_done(reference_grid, gj.job, setting, target) for setting, target in gj.cells]
+
+    assert cells_done(synthetic_root) == [True] * 5
+    moved = tmp_path / "moved"
+    shutil.copytree(synthetic_root, moved)
+    assert cells_done(moved) == [True] * 5                      # the data root's path is not the data
+    manifest = json.loads((moved / MANIFEST_NAME).read_text())
+    manifest["settings"]["seed"] += 1                           # what a regeneration with --seed 1 records
+    (moved / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert cells_done(moved) == [False] * 5
+    (moved / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match=f"{MANIFEST_NAME}: unreadable synthetic manifest"):
+        cells_done(moved)
+    (moved / MANIFEST_NAME).unlink()
+    (moved / IN_PROGRESS_NAME).touch()
+    with pytest.raises(ValueError, match="incomplete"):
+        cells_done(moved)
+
+
 def test_config_hash_ignores_runtime_details_but_not_the_recipe():
     from benchmark.presets import apply_overrides, config_hash, resolve_config
 

@@ -284,6 +284,25 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def manifest_digest(root: str | os.PathLike) -> str | None:
+    """The identity of the synthetic data under `root`: sha256 of its manifest (settings, generator
+    fingerprint, counts), or None where `root` holds no synthetic output (real datasets). Job configs
+    carry it, so results and checkpoints made on other synthetic data never count as done."""
+    root = Path(root)
+    if (root / IN_PROGRESS_NAME).exists() and not (root / MANIFEST_NAME).exists():
+        raise ValueError(f"synthetic data under {root} is incomplete (generation did not finish); rerun "
+                         f"python -m benchmark.data.synthetic --out {root}")
+    path = root / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable synthetic manifest ({e}); regenerate with "
+                         f"python -m benchmark.data.synthetic --out {root} --force") from e
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
 def manifest_matches(out: Path, s: Settings, domains: tuple[str, ...] = DATASET_IDS) -> bool:
     path = out / MANIFEST_NAME
     try:
