@@ -253,3 +253,21 @@ def test_perf_measure_reports_a_step_and_restores_the_scan(phase):
     assert row["seconds_per_iter"] > 0 and row["images_per_s"] == pytest.approx(2 / row["seconds_per_iter"])
     assert 0.0 <= row["scan_share"] <= 1.0
     assert row["memory_method"] in ("rss_peak_delta", "rss_peak_unreset", "unavailable")
+
+
+def test_perf_records_the_commit_it_measured():
+    """A published perf table must name the code it timed: machine_info (printed and in --json) carries
+    this checkout's HEAD, marked -dirty when tracked files differ."""
+    import subprocess
+    from pathlib import Path
+
+    from benchmark.perf import machine_info
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    commit = machine_info()["git_commit"]
+    assert commit in (head, head + "-dirty")

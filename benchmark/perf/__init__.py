@@ -5,7 +5,8 @@ each row is a flat dict of names and numbers whose first key is "section". `__ma
 sections lazily (a missing section, or one raising ImportError, is reported as unavailable), prints
 each as an aligned table and writes every row, with the machine's description, to `--json` atomically.
 
-Helpers shared by the sections: `best_of` (timing) and `machine_info`.
+Helpers shared by the sections: `best_of` (timing) and `machine_info` (the machine, the software and
+the suite's commit, recorded with every run).
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def cpu_model() -> str:
 def machine_info() -> dict:
     import torch
 
+    from benchmark.results import git_commit
+
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
@@ -62,6 +65,7 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "hostname": platform.node(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": git_commit(),  # the code measured ("-dirty": with uncommitted changes)
     }
     try:
         with open("/proc/loadavg", encoding="utf-8") as f:
