@@ -374,3 +374,25 @@ def test_portable_build_matches_ref(tmp_path):
     assert out.returncode == 0, out.stderr
     errs = json.loads(out.stdout.strip().splitlines()[-1])
     assert max(errs[:2]) < 1e-4 and max(errs[2:]) < 1e-10, errs
+
+
+@pytest.mark.slow
+def test_standalone_kernel_benchmark_builds_and_runs(tmp_path):
+    """The README's kernel timings come from csrc/bench_kernel.cpp (the kernel without Python): it must
+    keep compiling with the extension's ISA flags, time the shapes it is given and reject a bad one."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        pytest.skip("no C++ compiler")
+    src = scan_cpu.SOURCE.parent / "bench_kernel.cpp"
+    exe = tmp_path / "bench_kernel"
+    isa = scan_cpu.ISA_FLAGS.get(scan_cpu.cpu_isa(), ())
+    # -O1: the same code paths as the -O3 build, compiled in a third of the time
+    subprocess.run([cxx, "-std=c++17", "-O1", "-fopenmp", *isa, str(src), "-o", str(exe)], check=True,
+                   capture_output=True, timeout=300)
+    out = subprocess.run([str(exe), "2", "2", "2,16,100", "1,8,33"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("shapes 2, 2 thread(s), best of 2: forward ")
+    checksum = float(out.stdout.rsplit("checksum", 1)[1])
+    assert math.isfinite(checksum) and checksum != 0.0
+    bad = subprocess.run([str(exe), "1", "1", "2,6,5"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "bad shape 2,6,5" in bad.stderr
