@@ -46,15 +46,40 @@ def cells_for_source(source: str, settings: Iterable[str], severities: Iterable[
     return out
 
 
-def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: str) -> bool:
-    """A result file for this cell exists and was made with this job's config."""
+def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: str,
+              data_root: str | os.PathLike | None = None) -> bool:
+    """A result file for this cell exists and was made with this job's config and, given the data
+    root, from the evaluation images that are there now (see eval_data_identity)."""
     path = result_path(results_dir, job.model, job.size, job.variant, setting, target, job.seed)
     if not path.exists():
         return False
     try:
-        return read_result(path).config_hash == job.hash
+        result = read_result(path)
     except (ValueError, TypeError):
         return False   # unreadable or old schema: redo the cell
+    if result.config_hash != job.hash:
+        return False
+    if data_root is None:
+        return True
+    return {k: result.versions.get(k) for k in EVAL_DATA_KEYS} == eval_data_identity(target, data_root)
+
+
+# A cell's evaluation images can change without its job changing: Cityscapes-C is generated after
+# training and can be regenerated in place. Their identity goes into the result's `versions`.
+CITYSCAPES_C_DATA = "cityscapes_c_data"
+EVAL_DATA_KEYS = (CITYSCAPES_C_DATA,)
+
+
+def eval_data_identity(target: str, data_root: str | os.PathLike) -> dict[str, str | None]:
+    """{key: identity} of the images a cell evaluates on, beyond what the config hash covers: for a
+    Cityscapes-C target, benchmark.data.cityscapes_c.subset_identity (None without a manifest)."""
+    _, corruption, severity = parse_target(target)
+    identity = None
+    if corruption is not None:
+        from benchmark.data.cityscapes_c import subset_identity
+
+        identity = subset_identity(data_root, corruption, severity)
+    return {CITYSCAPES_C_DATA: identity}
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -122,7 +147,7 @@ def build_eval_dataset(job: Job, target: str, data_root: Path):
 def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], data_root: Path,
                    results_dir: str | os.PathLike, info: D.DistInfo, log=print) -> list[Path]:
     """Evaluate every distinct target of `cells` once and write one result file per cell."""
-    todo = [(s, t) for s, t in cells if not cell_done(results_dir, job, s, t)]
+    todo = [(s, t) for s, t in cells if not cell_done(results_dir, job, s, t, data_root)]
     if not todo:
         return []
     model = trained.model.eval()
@@ -131,11 +156,14 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
                   params=params, gmacs=gmacs, gmacs_no_scan=gmacs_no_scan, iterations=trained.iterations,
                   train_seconds=round(trained.train_seconds, 3),
                   scan_backend=scan_backend_used(model, info.device), device=device_name(info),
-                  versions=library_versions(), git_commit=git_commit(), config=job.config, config_hash=job.hash)
+                  git_commit=git_commit(), config=job.config, config_hash=job.hash)
     written: list[Path] = []
     targets = list(dict.fromkeys(t for _, t in todo))
     for target in targets:
         t0 = time.perf_counter()
+        # before reading the images: a result names the images it was computed from, never later ones
+        identity = {k: v for k, v in eval_data_identity(target, data_root).items() if v is not None}
+        versions = {**library_versions(), **identity}
         dataset = build_eval_dataset(job, target, data_root)
         cm = engine.evaluate_confusion(model, dataset, info, workers=job.config["runtime"]["workers"],
                                        desc=f"{job.model} {job.source}->{target}")
@@ -145,7 +173,7 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
         score = miou(cm)
         log(f"[{job.id}] {target}: mIoU {score:.2f} ({len(dataset)} images, {seconds:.1f} s)")
         for setting in (s for s, t in todo if t == target):
-            r = RunResult(setting=setting, target=target, miou=round(score, 4),
+            r = RunResult(setting=setting, target=target, miou=round(score, 4), versions=versions,
                           miou_present_only=round(miou_present_only(cm), 4),
                           per_class_iou={k: (None if v is None else round(v, 4))
                                          for k, v in per_class_dict(cm, CLASS_NAMES).items()},

@@ -159,7 +159,7 @@ def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings
 def _run_job(gj: GridJob, k: int, total: int, root: Path, results: Path, info: D.DistInfo, log) -> str:
     """Train (or resume) one job and evaluate its missing cells; 'skipped' if every cell is done."""
     job = gj.job
-    if all(cell_done(results, job, s, t) for s, t in gj.cells):
+    if all(cell_done(results, job, s, t, root) for s, t in gj.cells):
         return "skipped"
     if info.is_main:
         log(f"[grid] job {k}/{total}: {job.id} ({len(gj.cells)} cells)")

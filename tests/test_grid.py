@@ -137,7 +137,9 @@ def test_claiming_workers_take_the_longest_jobs_first():
                      ("vmamba_upernet", "gtav"), ("vmamba_linear", "cityscapes"), ("vmamba_linear", "gtav")]
 
 
-def test_evaluate_cli_fills_a_cityscapes_c_cell_from_the_final_checkpoint(reference_grid, synthetic_root, tmp_path):
+def test_evaluate_cli_fills_a_cityscapes_c_cell_and_redoes_it_when_the_images_are_regenerated(
+        reference_grid, synthetic_root, tmp_path, capsys):
+    from benchmark.data.cityscapes_c import MANIFEST_NAME
     from benchmark.data.cityscapes_c import main as cityscapes_c_main
     from benchmark.evaluate import main as evaluate_main
 
@@ -153,6 +155,25 @@ def test_evaluate_cli_fills_a_cityscapes_c_cell_from_the_final_checkpoint(refere
     assert cell.target == "cityscapes_c/fog/5" and cell.source == "cityscapes"
     reference = next(r for r in load_results(reference_grid) if r.target == "cityscapes")
     assert cell.config_hash == reference.config_hash and cell.iterations == reference.iterations
+    assert cell.versions["cityscapes_c_data"].startswith("channel_order=rgb files=")   # which images
+    assert "cityscapes_c_data" not in reference.versions
+    capsys.readouterr()
+    assert evaluate_main(args + ["--targets", "cityscapes_c/fog/5"]) == 0
+    assert "0 result file(s) written" in capsys.readouterr().out            # same images: done
+
+    # the images regenerated in place with the other channel order: same job, different inputs
+    shutil.rmtree(data / "cityscapes_c")
+    assert cityscapes_c_main(["--root", str(data), "--severity", "5", "--corruptions", "fog", "--workers", "1",
+                              "--channel-order", "bgr-compat"]) in (0, None)
+    assert evaluate_main(args + ["--targets", "cityscapes_c/fog/5"]) == 0
+    assert "1 result file(s) written" in capsys.readouterr().out
+    (cell,) = [r for r in load_results(results) if r.setting == "cityscapes-c"]
+    assert cell.versions["cityscapes_c_data"].startswith("channel_order=bgr-compat files=")
+
+    manifest = data / "cityscapes_c" / MANIFEST_NAME
+    manifest.write_text("{not json")
+    assert evaluate_main(args + ["--targets", "cityscapes_c/fog/5"]) == 2
+    assert f"unreadable manifest {manifest}" in capsys.readouterr().err
 
 
 def test_regenerated_synthetic_data_makes_finished_cells_stale_but_a_moved_copy_does_not(

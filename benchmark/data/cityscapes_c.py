@@ -191,6 +191,26 @@ def read_manifest(base: Path) -> dict | None:
     return manifest
 
 
+def subset_identity(root: str | os.PathLike, corruption: str, severity: int) -> str | None:
+    """What `<root>/cityscapes_c/<corruption>/<severity>/` holds, for a result to record: the generator's
+    channel order, the file count and a digest of the manifest's file hashes for that subset. None when
+    the folder has no manifest (a Cityscapes-C made by other tools). A ValueError names an unreadable one.
+
+    The images can be regenerated in place (the folder removed, then made again with another channel
+    order, or from other source images) without any job's config changing, so a result of this cell
+    is only current while this identity is the one it recorded."""
+    try:
+        manifest = read_manifest(Path(root) / CITYSCAPES_C_DIR)
+    except CityscapesCError as e:
+        raise ValueError(str(e)) from e
+    if manifest is None:
+        return None
+    prefix = f"{corruption}/{severity}/"
+    hashes = {rel: entry.get("sha256") for rel, entry in manifest["files"].items() if rel.startswith(prefix)}
+    digest = _sha256(json.dumps(hashes, sort_keys=True).encode())[:16]
+    return f"channel_order={manifest['generator'].get('channel_order')} files={len(hashes)} sha256={digest}"
+
+
 def _check_compatible(manifest: dict, settings: dict, base: Path) -> None:
     for key in ("channel_order", "algorithms", "seed_formula"):
         if manifest["generator"].get(key) != settings[key]:
