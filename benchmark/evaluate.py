@@ -46,6 +46,23 @@ def cells_for_source(source: str, settings: Iterable[str], severities: Iterable[
     return out
 
 
+# A cell's evaluation images can change without its job changing: Cityscapes-C is generated after
+# training and can be regenerated in place. Their identity goes into the result's `versions` here.
+CITYSCAPES_C_DATA = "cityscapes_c_data"
+
+
+def eval_data_identity(target: str, data_root: str | os.PathLike) -> str | None:
+    """Identity of the images a cell evaluates on, beyond what the config hash covers: for a
+    Cityscapes-C target, benchmark.data.cityscapes_c.subset_identity; None for other targets and for a
+    Cityscapes-C without a manifest."""
+    _, corruption, severity = parse_target(target)
+    if corruption is None:
+        return None
+    from benchmark.data.cityscapes_c import subset_identity
+
+    return subset_identity(data_root, corruption, severity)
+
+
 def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: str,
               data_root: str | os.PathLike | None = None) -> bool:
     """A result file for this cell exists and was made with this job's config and, given the data
@@ -59,27 +76,7 @@ def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: st
         return False   # unreadable or old schema: redo the cell
     if result.config_hash != job.hash:
         return False
-    if data_root is None:
-        return True
-    return {k: result.versions.get(k) for k in EVAL_DATA_KEYS} == eval_data_identity(target, data_root)
-
-
-# A cell's evaluation images can change without its job changing: Cityscapes-C is generated after
-# training and can be regenerated in place. Their identity goes into the result's `versions`.
-CITYSCAPES_C_DATA = "cityscapes_c_data"
-EVAL_DATA_KEYS = (CITYSCAPES_C_DATA,)
-
-
-def eval_data_identity(target: str, data_root: str | os.PathLike) -> dict[str, str | None]:
-    """{key: identity} of the images a cell evaluates on, beyond what the config hash covers: for a
-    Cityscapes-C target, benchmark.data.cityscapes_c.subset_identity (None without a manifest)."""
-    _, corruption, severity = parse_target(target)
-    identity = None
-    if corruption is not None:
-        from benchmark.data.cityscapes_c import subset_identity
-
-        identity = subset_identity(data_root, corruption, severity)
-    return {CITYSCAPES_C_DATA: identity}
+    return data_root is None or result.versions.get(CITYSCAPES_C_DATA) == eval_data_identity(target, data_root)
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -159,11 +156,12 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
                   git_commit=git_commit(), config=job.config, config_hash=job.hash)
     written: list[Path] = []
     targets = list(dict.fromkeys(t for _, t in todo))
+    libraries = library_versions()
     for target in targets:
         t0 = time.perf_counter()
         # before reading the images: a result names the images it was computed from, never later ones
-        identity = {k: v for k, v in eval_data_identity(target, data_root).items() if v is not None}
-        versions = {**library_versions(), **identity}
+        identity = eval_data_identity(target, data_root)
+        versions = {**libraries, **({CITYSCAPES_C_DATA: identity} if identity is not None else {})}
         dataset = build_eval_dataset(job, target, data_root)
         cm = engine.evaluate_confusion(model, dataset, info, workers=job.config["runtime"]["workers"],
                                        desc=f"{job.model} {job.source}->{target}")

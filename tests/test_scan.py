@@ -387,8 +387,9 @@ def test_standalone_kernel_benchmark_builds_and_runs(tmp_path):
     exe = tmp_path / "bench_kernel"
     isa = scan_cpu.ISA_FLAGS.get(scan_cpu.cpu_isa(), ())
     # -O1: the same code paths as the -O3 build, compiled in a third of the time
-    subprocess.run([cxx, "-std=c++17", "-O1", "-fopenmp", *isa, str(src), "-o", str(exe)], check=True,
-                   capture_output=True, timeout=300)
+    built = subprocess.run([cxx, "-std=c++17", "-O1", "-fopenmp", *isa, str(src), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
     out = subprocess.run([str(exe), "2", "2", "2,16,100", "1,8,33"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("shapes 2, 2 thread(s), best of 2: forward ")
