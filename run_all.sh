@@ -95,6 +95,8 @@ run_parallel() {
 stamp "main grid: preset $PRESET, seeds ${SEEDS[*]}"
 run_parallel benchmark.run --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
 main_done=$(date +%s)
+stamp "complexity: params / GMACs of every model at tiny size, 512x2048 (kept in $RESULTS_DIR/complexity/)"
+python -m benchmark.complexity --size tiny --input 512 2048 --results-dir "$RESULTS_DIR" >/dev/null
 
 if [ "$ABLATIONS" = 1 ]; then
   if python -c "import benchmark.ablation" 2>/dev/null; then

@@ -1,1 +1,1 @@
-"""Baselines on the same VMamba encoder code: VMamba+Linear and VMamba+UperNet."""
+"""Registered model families other than MaskViM, one folder each (``vmamba/``: VMamba+Linear, VMamba+UperNet)."""

@@ -2,6 +2,13 @@
 
     python -m benchmark.complexity --models maskvim,vmamba_upernet,vmamba_linear --size tiny \\
         --input 512 2048 --format json
+    python -m benchmark.complexity --size tiny --results-dir results   # the efficiency table's records
+
+Models are the registered ones (benchmark.models; default: all). With ``--results-dir`` each record is
+also kept as ``<results-dir>/complexity/<model>-<size>-<H>x<W>.json`` together with a fingerprint of the
+code that counts it (this module and the model code), and reused while that code is unchanged: the
+efficiency table reads these files and never builds a model. The grid's result files take their params /
+GMACs from the same store (``cached_complexity``).
 
 Counting:
 - params: every parameter of the built model (``model.parameters()``), training-only parts included
@@ -34,16 +41,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import sys
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from benchmark import jobs, models
+from benchmark.atomic import atomic_write_json
+
 SCAN_OP = "maskvim_complexity::selective_scan"
-DEFAULT_MODELS = ("maskvim", "vmamba_upernet", "vmamba_linear")
-SIZES = ("micro", "tiny", "small", "base")
+RECORD_KEYS = ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")
 
 
 def selective_scan_macs(b: int, d: int, l: int, n: int, with_d: bool = True, with_z: bool = False) -> int:
@@ -133,14 +144,51 @@ def measure_complexity(name: str, size: str, input_hw: tuple[int, int], num_clas
     """Params and GMACs (with / without the scan) of ``build_model(name, size, num_classes, **switches)``
     on one (1, 3, H, W) image: the design §2 record ``{"model", "size", "input", "params", "gmacs",
     "gmacs_no_scan"}``."""
-    from maskvim import build_model
-
     h, w = (int(v) for v in input_hw)
-    model = build_model(name, size, num_classes=num_classes, **switches).eval()
+    model = models.build_model(name, size, num_classes=num_classes, **switches).eval()
     params = sum(p.numel() for p in model.parameters())
     total, scan = count_macs(model, (torch.zeros(1, 3, h, w),))
     return {"model": name, "size": size, "input": [h, w], "params": int(params),
             "gmacs": total / 1e9, "gmacs_no_scan": (total - scan) / 1e9}
+
+
+def code_fingerprint(model: str) -> str:
+    """sha256 (16 hex) over the source of this module, of the suite's model code (maskvim/, baselines/) and of
+    the package that registers `model`: a count is reused only while none of them changed."""
+    root = jobs.REPO_ROOT
+    files = {Path(__file__).resolve(), *(root / "maskvim").rglob("*.py"), *(root / "baselines").rglob("*.py")}
+    module = sys.modules.get(models.get_family(model).build.__module__)
+    if getattr(module, "__file__", None):
+        files |= set(Path(module.__file__).resolve().parent.glob("*.py"))
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_complexity(results_dir: str | Path, model: str, size: str, input_hw, switches: dict[str, Any] | None = None
+                      ) -> dict:
+    """The design §2 record of `model` at `size` with non-default `switches` (JSON values), measured once per
+    code fingerprint and kept under <results-dir>/complexity/ (see the module docstring)."""
+    switches = dict(switches or {})
+    hw = [int(v) for v in input_hw]
+    path = jobs.complexity_path(results_dir, model, size, hw)
+    if switches:
+        tag = hashlib.sha256(json.dumps(switches, sort_keys=True).encode()).hexdigest()[:12]
+        path = path.with_name(f"{path.stem}-{tag}.json")
+    code = code_fingerprint(model)
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if stored.get("code") == code and stored.get("switches") == switches:
+                return {k: stored[k] for k in RECORD_KEYS}
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            pass   # a damaged or stale record is remeasured
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in switches.items()}
+    record = measure_complexity(model, size, tuple(hw), **kwargs)
+    atomic_write_json(path, {**record, "switches": switches, "code": code})
+    return record
 
 
 def format_markdown(records: list[dict]) -> str:
@@ -158,24 +206,36 @@ def format_markdown(records: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.complexity", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help="comma-separated model names (default: %(default)s)")
-    parser.add_argument("--size", default="tiny", choices=SIZES, help="model size (default: %(default)s)")
+    parser.add_argument("--models", default=None,
+                        help=f"comma-separated registered models (default: all, {','.join(models.list_models())})")
+    parser.add_argument("--size", default="tiny", help="model size (default: %(default)s)")
     parser.add_argument("--input", nargs=2, type=int, default=(512, 2048), metavar=("H", "W"),
                         help="input height and width (default: 512 2048, the mmseg convention)")
     parser.add_argument("--num-classes", type=int, default=19, help="classifier width (default: %(default)s)")
     parser.add_argument("--format", choices=("json", "md"), default="md", help="output format (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the output to this file (atomically)")
+    parser.add_argument("--results-dir", default=None,
+                        help="keep each record under <DIR>/complexity/ and reuse it while the code is unchanged "
+                             "(19 classes only: what the efficiency table shows)")
     args = parser.parse_args(argv)
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in DEFAULT_MODELS]
-    if not models or unknown:
-        parser.error(f"--models: unknown model(s) {unknown or args.models!r}; choose from {', '.join(DEFAULT_MODELS)}")
+    names = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else models.list_models()
+    unknown = [m for m in names if not models.is_registered(m)]
+    if not names or unknown:
+        parser.error(f"--models: unknown model(s) {unknown or args.models!r}; choose from "
+                     f"{', '.join(models.list_models())}")
+    sizeless = [m for m in names if args.size not in models.model_sizes(m)]
+    if sizeless:
+        parser.error(f"--size {args.size}: not a size of {', '.join(sizeless)}")
     if min(args.input) < 32 or args.num_classes < 1:
         parser.error("--input must be at least 32 32 and --num-classes at least 1")
+    if args.results_dir and args.num_classes != 19:
+        parser.error("--results-dir keeps 19-class records only; leave out --num-classes")
 
-    records = [measure_complexity(m, args.size, tuple(args.input), num_classes=args.num_classes) for m in models]
+    if args.results_dir:
+        records = [cached_complexity(jobs.results_dir_of(args.results_dir), m, args.size, args.input) for m in names]
+    else:
+        records = [measure_complexity(m, args.size, tuple(args.input), num_classes=args.num_classes) for m in names]
     text = json.dumps(records, indent=2) if args.format == "json" else format_markdown(records)
     print(text)
     if args.out:

@@ -11,7 +11,6 @@ per (setting, target) cell (design §2 schema) under <results-dir>/runs/. Only t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,16 +22,12 @@ import torch
 
 from benchmark import distributed as D
 from benchmark import engine
-from benchmark.atomic import atomic_write_json
+from benchmark.complexity import cached_complexity
 from benchmark.data.classes import CLASS_NAMES
 from benchmark.metrics import miou, miou_present_only, per_class_dict
 from benchmark.results import RunResult, git_commit, library_versions, read_result, result_path, write_result
 from benchmark.settings import SETTINGS, VAL_SPLIT, get_setting, parse_target, targets_for
-from benchmark.train import (Job, Trained, add_job_arguments, build_job_model, default_path,
-                             final_checkpoint, job_from_args)
-
-COMPLEXITY_CACHE = "complexity_cache.json"
-
+from benchmark.train import Job, Trained, add_job_arguments, build_job_model, final_checkpoint, job_from_args
 
 # ----------------------------------------------------------------------------- which cells a job feeds
 
@@ -99,34 +94,16 @@ def scan_backend_used(model: torch.nn.Module, device: torch.device) -> str:
 
 
 def complexity(job: Job, model: torch.nn.Module, results_dir: str | os.PathLike) -> tuple[int, float | None, float | None]:
-    """(params, gmacs, gmacs_no_scan), measured once per (model, size, switches, input) and cached in
-    <results-dir>/complexity_cache.json. GMACs come from benchmark.complexity (fvcore + a scan
-    handle); without that module, or with complexity_input None, they are None."""
+    """(params, gmacs, gmacs_no_scan) of the job's model at its `complexity_input` (None: GMACs not
+    measured), from benchmark.complexity's store under <results-dir>/complexity/."""
     params = sum(p.numel() for p in model.parameters())
     hw = job.config.get("complexity_input")
     if hw is None:
         return params, None, None
-    try:
-        from benchmark.complexity import measure_complexity
-    except ImportError:
-        return params, None, None
     # weights and the scan kernel do not change a count
     switches = {k: v for k, v in job.config["model"]["switches"].items() if k not in ("pretrained", "scan_backend")}
-    key = json.dumps([job.model, job.size, switches, list(hw)], sort_keys=True)
-    path = Path(results_dir) / COMPLEXITY_CACHE
-    cache: dict[str, Any] = {}
-    if path.exists():
-        try:
-            cache = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            cache = {}   # a damaged cache is only a cache: remeasure
-    if key not in cache:
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in switches.items()}
-        m = measure_complexity(job.model, job.size, tuple(hw), **kwargs)
-        cache[key] = {"params": int(m["params"]), "gmacs": float(m["gmacs"]), "gmacs_no_scan": float(m["gmacs_no_scan"])}
-        atomic_write_json(path, cache)
-    c = cache[key]
-    return c["params"], c["gmacs"], c["gmacs_no_scan"]
+    c = cached_complexity(results_dir, job.model, job.size, hw, switches)
+    return params, c["gmacs"], c["gmacs_no_scan"]
 
 
 # ----------------------------------------------------------------------------- evaluation

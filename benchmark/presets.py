@@ -11,26 +11,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from benchmark import models
 from benchmark.data.labels import LABEL_MAPPING
 from benchmark.results import config_hash as _hash_dict
-
-MODELS: tuple[str, ...] = ("maskvim", "vmamba_linear", "vmamba_upernet")
-SIZES: tuple[str, ...] = ("micro", "tiny", "small", "base")
-
-# Official VMamba v0 ImageNet checkpoints (file names of the VMamba release), looked up in the
-# preset's `pretrained_dir`; only the paper preset uses them.
-PRETRAINED_FILES: dict[str, str] = {
-    "tiny": "vssmtiny_dp01_ckpt_epoch_292.pth",
-    "small": "vssmsmall_dp03_ckpt_epoch_238.pth",
-    "base": "vssmbase_dp06_ckpt_epoch_241.pth",
-}
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
     name: str
     description: str
-    size: str                                  # model size
+    size: str                                  # model size (every model of a grid runs at it)
     data_root: str                             # default --data-root (repo-relative)
     crop_size: tuple[int, int]                 # (H, W) training crop; also the mask logits' token grid
     base_scale: tuple[int, int]                # (H, W) scale the random rescale ratios multiply
@@ -51,7 +41,7 @@ class Preset:
     checkpoint_interval: int                   # iterations between resumable checkpoints
     severities: tuple[int, ...]                # Cityscapes-C severities evaluated
     complexity_input: tuple[int, int] | None   # (H, W) of the params / GMACs measurement; None: skip
-    pretrained_dir: str | None                 # folder of the official VMamba v0 checkpoints (repo-relative
+    pretrained_dir: str | None                 # folder of the families' ImageNet checkpoints (repo-relative
                                                # or absolute); None: from scratch
     scan_backend: str = "auto"
     model_switches: tuple[tuple[str, Any], ...] = ()   # extra build_model switches of this preset
@@ -140,8 +130,9 @@ def ablation_preset(preset: Preset) -> Preset:
 
 
 def validate(p: Preset) -> None:
-    if p.size not in SIZES:
-        raise ValueError(f"unknown size {p.size!r}; valid sizes: {', '.join(SIZES)}")
+    sizes = {s for m in models.list_models() for s in models.model_sizes(m)}
+    if p.size not in sizes:
+        raise ValueError(f"unknown size {p.size!r}; valid sizes: {', '.join(sorted(sizes))}")
     if p.iterations < 1:
         raise ValueError(f"--iters must be at least 1, got {p.iterations}")
     if not 0 <= p.warmup_iters <= p.iterations:
@@ -164,13 +155,15 @@ def gradient_accumulation(batch_size: int, batch_per_device: int, world_size: in
     return batch_size // per_step
 
 
-def pretrained_file(p: Preset, size: str) -> str | None:
+def pretrained_file(p: Preset, model: str, size: str) -> str | None:
+    """The file name of `model`'s ImageNet checkpoint at `size` (the family registers it), or None from scratch."""
     if p.pretrained_dir is None:
         return None
-    if size not in PRETRAINED_FILES:
-        raise ValueError(f"no official VMamba v0 checkpoint for size {size!r} "
-                         f"(known: {', '.join(PRETRAINED_FILES)}); pass --pretrained-dir none to train from scratch")
-    return PRETRAINED_FILES[size]
+    files = models.get_family(model).pretrained_files
+    if size not in files:
+        raise ValueError(f"no ImageNet checkpoint registered for {model} at size {size!r} "
+                         f"(known: {', '.join(files) or 'none'}); pass --pretrained-dir none to train from scratch")
+    return files[size]
 
 
 def resolve_config(preset: Preset, *, model: str, source: str, seed: int, variant: str = "default",
@@ -181,14 +174,13 @@ def resolve_config(preset: Preset, *, model: str, source: str, seed: int, varian
     `data_digest`: the identity of generated (synthetic) data under the data root
     (benchmark.data.synthetic.manifest_digest); it is hashed, the data root's path is not. Real
     datasets have none, and their configs no such key."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
+    models.get_family(model).check_size(preset.size)
     validate(preset)
     model_switches = {
         "crop_size": list(preset.crop_size), "scan_backend": preset.scan_backend,
         **dict(preset.model_switches), **(switches or {}),
     }
-    pretrained = pretrained_file(preset, preset.size)
+    pretrained = pretrained_file(preset, model, preset.size)
     if pretrained is not None:
         model_switches["pretrained"] = pretrained   # the file name; its folder is runtime["pretrained_dir"]
     accum = gradient_accumulation(preset.batch_size, preset.batch_per_device, world_size)

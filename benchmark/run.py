@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from benchmark import distributed as D
-from benchmark import engine
+from benchmark import engine, jobs
 from benchmark.evaluate import cell_done, cells_for_source, evaluate_cells
-from benchmark.presets import MODELS, Preset, apply_overrides, get_preset
+from benchmark.jobs import default_path
+from benchmark.models import get_family, list_models
+from benchmark.presets import Preset, apply_overrides, get_preset
 from benchmark.settings import SETTINGS, get_setting
-from benchmark.train import (Job, add_preset_arguments, check_data_root, default_path, make_job,
-                             overrides_from_args, train_job)
+from benchmark.train import (Job, add_preset_arguments, check_data_root, make_job, overrides_from_args,
+                             train_job)
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,7 @@ def plan(preset: Preset, models: Sequence[str], settings: Sequence[str], seeds: 
          variants: Sequence[str], data_root: str | None = None, world_size: int = 1) -> list[GridJob]:
     """Every job of the grid in a fixed order (variant, model, source, seed), with the cells it feeds."""
     for m in models:
-        if m not in MODELS:
-            raise ValueError(f"unknown model {m!r}; valid models: {', '.join(MODELS)}")
+        get_family(m).check_size(preset.size)
     sources = list(dict.fromkeys(get_setting(s).source for s in settings))
     out: list[GridJob] = []
     for variant in dict.fromkeys(variants):
@@ -73,21 +74,17 @@ def plan(preset: Preset, models: Sequence[str], settings: Sequence[str], seeds: 
     return out
 
 
-def shard_jobs(jobs: list[GridJob], shard: tuple[int, int] | None) -> list[GridJob]:
+def shard_jobs(grid: list[GridJob], shard: tuple[int, int] | None) -> list[GridJob]:
     if shard is None:
-        return jobs
+        return grid
     i, n = shard
-    return jobs[i::n]
+    return grid[i::n]
 
 
-# Relative CPU cost of one training step (micro, smoke preset, measured): longest-first claiming.
-STEP_COST = {"maskvim": 2.2, "vmamba_upernet": 1.4, "vmamba_linear": 1.0}
-
-
-def longest_first(jobs: list[GridJob]) -> list[GridJob]:
-    """Jobs by expected cost, largest first (named variants are MaskViM-sized unless their model says
-    otherwise; more cells = more evaluation), so parallel workers end close together."""
-    return sorted(jobs, key=lambda gj: (-STEP_COST.get(gj.job.model, max(STEP_COST.values())), -len(gj.cells)))
+def longest_first(grid: list[GridJob]) -> list[GridJob]:
+    """Jobs by expected cost, largest first (each family registers the relative CPU cost of its training
+    step; more cells = more evaluation), so parallel workers end close together."""
+    return sorted(grid, key=lambda gj: (-get_family(gj.job.model).step_cost, -len(gj.cells)))
 
 
 @contextlib.contextmanager
@@ -110,6 +107,11 @@ def claimed(claims_dir: Path, job_id: str) -> Iterator[bool]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def models_default() -> list[str]:
+    """The models of a grid run without --models: every registered family."""
+    return list_models()
+
+
 def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings: Sequence[str] | None = None,
              seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
              data_root: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
@@ -124,30 +126,30 @@ def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = apply_overrides(p, overrides)
-    models = list(models) if models else list(MODELS)
+    model_names = list(models) if models else models_default()
     settings = list(settings) if settings else list(SETTINGS)
     seeds = list(seeds) if seeds is not None else [0]
     variants = list(variants) if variants else ["default"]
     if isinstance(shard, str):
         shard = parse_shard(shard)
     root = default_path(data_root, p.data_root)
-    results = default_path(results_dir, "results")
+    results = jobs.results_dir_of(results_dir)
     info = D.init_from_env(device)
-    jobs = shard_jobs(plan(p, models, settings, seeds, variants, str(root), info.world_size), shard)  # checks names
+    grid = shard_jobs(plan(p, model_names, settings, seeds, variants, str(root), info.world_size), shard)  # checks names
     if claim_jobs:
         if info.world_size > 1:
             raise ValueError("--claim-jobs shares a grid between independent processes; under torchrun every "
                              "rank runs every job, so leave it out (or use --shard for job arrays)")
-        jobs = longest_first(jobs)
+        grid = longest_first(grid)
     check_data_root(root, p.name)
     outcome: dict[str, list[str]] = {"skipped": [], "ran": []}
     t0 = time.perf_counter()
-    for k, gj in enumerate(jobs, 1):
-        with claimed(results / "claims", gj.job.id) if claim_jobs else contextlib.nullcontext(True) as mine:
+    for k, gj in enumerate(grid, 1):
+        with claimed(jobs.claims_dir(results), gj.job.id) if claim_jobs else contextlib.nullcontext(True) as mine:
             if not mine:
                 outcome.setdefault("claimed_elsewhere", []).append(gj.job.id)
                 continue
-            outcome[_run_job(gj, k, len(jobs), root, results, info, log)].append(gj.job.id)
+            outcome[_run_job(gj, k, len(grid), root, results, info, log)].append(gj.job.id)
     if info.is_main:
         elsewhere = len(outcome.get("claimed_elsewhere", []))
         log(f"[grid] {len(outcome['ran'])} job(s) run, {len(outcome['skipped'])} already done, "
@@ -172,7 +174,8 @@ def _run_job(gj: GridJob, k: int, total: int, root: Path, results: Path, info: D
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"default: {' '.join(MODELS)}")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help=f"registered models (default: {' '.join(models_default())})")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), help=f"default: {' '.join(SETTINGS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="default: 0")
     parser.add_argument("--variants", nargs="+", default=["default"],
@@ -187,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dry_run:
             p = apply_overrides(get_preset(args.preset), overrides_from_args(args))
-            jobs = shard_jobs(plan(p, args.models, args.settings, args.seeds, args.variants), parse_shard(args.shard))
-            for gj in longest_first(jobs) if args.claim_jobs else jobs:
+            grid = shard_jobs(plan(p, args.models or models_default(), args.settings, args.seeds, args.variants),
+                              parse_shard(args.shard))
+            for gj in longest_first(grid) if args.claim_jobs else grid:
                 print(f"{gj.job.id}\t{len(gj.cells)} cells")
             return 0
         run_grid(args.preset, args.models, args.settings, args.seeds, args.variants, args.data_root,

@@ -19,18 +19,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmark import paper
-from benchmark.ablation import ABLATION_SUBDIR
+from benchmark import jobs, models, paper
 from benchmark.atomic import atomic_write_text
 from benchmark.results import RunResult, load_results
-from benchmark.variants import EXTRA_TABLE_ROWS, PAPER_DEFAULTS, cell_of, get_variant
+from benchmark.variants import EXTRA_TABLE_ROWS, cell_of, get_variant
 
 SETTINGS = ("gta", "cityscapes", "mapillary", "cityscapes-c")
 FORMATS = ("md", "csv", "latex")
 METRICS = ("miou", "miou_present_only")
 
-MODEL_NAMES = {"maskvim": "MaskViM", "vmamba_linear": "VMamba+Linear", "vmamba_upernet": "VMamba+UperNet"}
-BACKBONE_NAMES = {"maskvim": "Mask", "vmamba_linear": "VMamba", "vmamba_upernet": "VMamba"}
 TARGET_NAMES = {
     "cityscapes": "Cityscapes", "bdd": "BDD100K", "mapillary": "Mapillary", "gtav": "GTAV", "synthia": "SYNTHIA",
     "motion_blur": "Motion blur", "defocus_blur": "Defocus blur", "glass_blur": "Glass blur",
@@ -175,10 +172,13 @@ def _label_mapping(r: RunResult) -> str | None:
 
 def _mask_form(r: RunResult) -> str:
     switches = _dig(r.config, "model", "switches") or {}
-    masked = switches.get("encoder_mask_stages", PAPER_DEFAULTS.get(r.model, {}).get("encoder_mask_stages", ()))
+    defaults = models.default_switches(r.model, r.size) if models.is_registered(r.model) else {}
+    if "mask_form" not in defaults and "mask_form" not in switches:
+        return f"none ({models.display_name(r.model)})"
+    masked = switches.get("encoder_mask_stages", defaults.get("encoder_mask_stages", ()))
     if r.model != "maskvim" and not masked:
-        return f"none ({MODEL_NAMES.get(r.model, r.model)})"
-    form = switches.get("mask_form", "authors")
+        return f"none ({models.display_name(r.model)})"
+    form = switches.get("mask_form", defaults.get("mask_form", "authors"))
     return MASK_FORMS.get(form, form)
 
 
@@ -240,8 +240,8 @@ def setting_table(setting: str, results: Sequence[RunResult], *, include_paper: 
             r for r in in_domain_pool if (r.model, r.size, r.variant) == (model, size, variant)]
         by_seed = {r.seed: _metric(r, metric) for r in own}
         clean = summarize(list(by_seed.values()))
-        name = MODEL_NAMES.get(model, model) + " (ours)" + ("" if variant == "default" else f" [{variant}]")
-        labels = [name] if corrupted else [name, f"{BACKBONE_NAMES.get(model, model)}-{size}"]
+        name = models.display_name(model) + " (ours)" + ("" if variant == "default" else f" [{variant}]")
+        labels = [name] if corrupted else [name, f"{models.backbone_name(model)}-{size}"]
         vals = [average if c == "average" else cells[c] for c in value_cols]
         our_rows.append(len(rows))
         rows.append([*labels, *vals, clean, str(n)])
@@ -274,10 +274,8 @@ def _setting_title(setting: str) -> str:
 
 def _our_row_order(key: tuple[str, str, str]) -> tuple:
     model, size, variant = key
-    order = list(MODEL_NAMES)
-    sizes = ["micro", "tiny", "small", "base"]
-    return (variant != "default", variant, sizes.index(size) if size in sizes else 9,
-            order.index(model) if model in order else 9, model)
+    sizes = models.model_sizes(model) if models.is_registered(model) else ()
+    return (variant != "default", variant, sizes.index(size) if size in sizes else 9, models.model_order(model))
 
 
 # ----------------------------------------------------------------------------- ablation table
@@ -358,7 +356,7 @@ def ablation_table(table_no: int, results: Sequence[RunResult], *, include_paper
         if key in first_row_of_cell and variant != "default":
             note.append(f"our cell is the same config as row '{first_row_of_cell[key]}' (trained once)")
         elif cell != variant:
-            note.append(f"same config as our '{cell}' cell of {MODEL_NAMES[key[0]]} (trained once)")
+            note.append(f"same config as our '{cell}' cell of {models.display_name(key[0])} (trained once)")
         first_row_of_cell.setdefault(key, label)
         rows.append([*labels, *vals, str(n) if n else None, "; ".join(note)])
 
@@ -381,28 +379,56 @@ def ablation_table(table_no: int, results: Sequence[RunResult], *, include_paper
 
 
 # --------------------------------------------------------------------------- efficiency table
-def efficiency_table(results: Sequence[RunResult], *, measure: bool = True, results_dir: Path | None = None,
+def load_complexity_records(results_dir: Path | None) -> list[dict]:
+    """The default-switch records benchmark.complexity kept under <results-dir>/complexity/."""
+    import json
+
+    folder = Path(results_dir) / jobs.COMPLEXITY_SUBDIR if results_dir else None
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder and folder.is_dir() else []:
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            if not rec.get("switches"):
+                out.append({k: rec[k] for k in ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")})
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a complexity record ({e}); delete it and rerun "
+                             f"`python -m benchmark.complexity --size tiny --results-dir {results_dir}`") from e
+    return out
+
+
+def efficiency_table(results: Sequence[RunResult], *, results_dir: Path | None = None,
                      tiny_input: tuple[int, int] = (512, 2048)) -> Table:
-    """Params and GMACs (with / without the scan) at tiny size and at the size(s) that ran."""
+    """Params and GMACs (with / without the scan): every registered model at tiny size (from the records
+    benchmark.complexity keeps under <results-dir>/complexity/), and the size(s) that ran (result files)."""
     columns = ["Model", "Size", "Input (HxW)", "Params (M)", "GMACs", "GMACs w/o scan", "Source"]
     numeric = [False, False, False, True, True, True, False]
     rows: list[list[Value]] = []
     notes: list[str] = []
-    for model in MODEL_NAMES:
-        measured = _measure(model, "tiny", tiny_input, results_dir) if measure else None
-        if isinstance(measured, str):
-            notes.append(measured)
-            measured = None
-        rows.append([MODEL_NAMES[model], "tiny", _hw(tiny_input),
+    records = {(r["model"], r["size"]): r for r in load_complexity_records(results_dir)
+               if list(r["input"]) == list(tiny_input)}
+    missing = []
+    for model in models.list_models():
+        if "tiny" not in models.model_sizes(model):
+            continue
+        measured = records.pop((model, "tiny"), None)
+        if measured is None:
+            missing.append(model)
+        rows.append([models.display_name(model), "tiny", _hw(tiny_input),
                      Cell(measured["params"] / 1e6) if measured else None,
                      _opt_cell(measured and measured.get("gmacs")), _opt_cell(measured and measured.get("gmacs_no_scan")),
                      "benchmark.complexity" if measured else "not measured"])
-    seen: set[tuple[str, str]] = set()
-    for r in sorted(results, key=lambda r: (r.size, list(MODEL_NAMES).index(r.model) if r.model in MODEL_NAMES else 9)):
-        if r.variant != "default" or (r.model, r.size) in seen or r.size == "tiny" and measure:
+    for (model, size), r in sorted(records.items(), key=lambda kv: (kv[0][1], models.model_order(kv[0][0]))):
+        rows.append([models.display_name(model), size, _hw(r["input"]), Cell(r["params"] / 1e6),
+                     _opt_cell(r["gmacs"]), _opt_cell(r["gmacs_no_scan"]), "benchmark.complexity"])
+    if missing:
+        notes.append(f"Not measured at tiny size: {', '.join(missing)}; run `python -m benchmark.complexity --size tiny "
+                     f"--results-dir {results_dir or 'results'}` (run_all.sh does after the grid).")
+    seen: set[tuple[str, str]] = {(m, "tiny") for m in models.list_models() if m not in missing}
+    for r in sorted(results, key=lambda r: (r.size, models.model_order(r.model))):
+        if r.variant != "default" or (r.model, r.size) in seen:
             continue
         seen.add((r.model, r.size))
-        rows.append([MODEL_NAMES.get(r.model, r.model), r.size, _hw(_dig(r.config, "complexity_input")) or "-",
+        rows.append([models.display_name(r.model), r.size, _hw(_dig(r.config, "complexity_input")) or "-",
                      Cell(r.params / 1e6), _opt_cell(r.gmacs), _opt_cell(r.gmacs_no_scan), "result files"])
     notes += [f"Paper's claim (its Tab. 1 is missing from the text): \"{paper.EFFICIENCY_CLAIM}\" "
               f"({paper.EFFICIENCY_CLAIM_SOURCE}).",
@@ -415,28 +441,6 @@ def efficiency_table(results: Sequence[RunResult], *, measure: bool = True, resu
 
 def _opt_cell(v: float | None) -> Cell | None:
     return None if v is None else Cell(float(v))
-
-
-def _measure(model: str, size: str, hw: tuple[int, int], results_dir: Path | None) -> dict | str:
-    """measure_complexity(...) cached under <results-dir>/complexity_cache; a str says why not."""
-    import json
-
-    from benchmark.atomic import atomic_write_json
-
-    cache = results_dir / "complexity_cache" / f"table_{model}-{size}-{hw[0]}x{hw[1]}.json" if results_dir else None
-    if cache is not None and cache.exists():
-        try:
-            return json.loads(cache.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            pass   # rewritten below
-    try:
-        from benchmark.complexity import measure_complexity
-    except ImportError as e:
-        return f"benchmark.complexity unavailable ({e}): tiny-size cells left empty."
-    out = measure_complexity(model, size, hw, num_classes=19)
-    if cache is not None:
-        atomic_write_json(cache, out)
-    return out
 
 
 # ---------------------------------------------------------------------------------- renderers
@@ -535,7 +539,7 @@ def _render_latex(t: Table) -> str:
 def build_table(args: argparse.Namespace) -> Table:
     results_dir = Path(args.results_dir)
     if args.ablation is not None:
-        results = load_results(results_dir / ABLATION_SUBDIR)
+        results = load_results(jobs.ablation_results_dir(results_dir))
         if args.size:
             results = [r for r in results if r.size == args.size]
         return ablation_table(args.ablation, results, include_paper=not args.no_paper, metric=args.metric)
@@ -543,7 +547,7 @@ def build_table(args: argparse.Namespace) -> Table:
     if args.size:
         results = [r for r in results if r.size == args.size]
     if args.setting == "efficiency":
-        return efficiency_table(results, measure=not args.no_measure, results_dir=results_dir)
+        return efficiency_table(results, results_dir=results_dir)
     return setting_table(args.setting, results, include_paper=not args.no_paper, metric=args.metric,
                          severity=args.severity)
 
@@ -560,8 +564,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="miou: mmseg convention (the paper's); miou_present_only: classes present in the GT")
     ap.add_argument("--severity", type=int, default=5, help="Cityscapes-C severity (default 5, as the paper)")
     ap.add_argument("--size", help="only results of this model size")
-    ap.add_argument("--no-measure", action="store_true",
-                    help="efficiency: do not run benchmark.complexity for the tiny-size rows")
     ap.add_argument("--out", help="write here (atomically) instead of printing")
     args = ap.parse_args(argv)
     try:

@@ -21,13 +21,10 @@ from typing import Any
 import torch
 
 from benchmark import distributed as D
-from benchmark import engine
-from benchmark.presets import (MODELS, PRESETS, Preset, apply_overrides, config_hash, get_preset,
-                               resolve_config)
+from benchmark import engine, jobs, models
+from benchmark.jobs import default_path
+from benchmark.presets import PRESETS, Preset, apply_overrides, config_hash, get_preset, resolve_config
 from benchmark.settings import DATASET_IDS, TRAIN_SPLIT
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS_SUBDIR = "checkpoints"
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -79,23 +76,11 @@ def make_job(preset: Preset, *, model: str | None, source: str, seed: int, varia
     return Job(model=model, source=source, seed=seed, variant=variant, config=config)
 
 
-def checkpoint_dir(results_dir: str | os.PathLike, job: Job) -> Path:
-    return Path(results_dir) / CHECKPOINTS_SUBDIR / job.id
-
-
 def final_checkpoint(results_dir: str | os.PathLike, job: Job) -> Path:
-    return checkpoint_dir(results_dir, job) / "final.pt"
+    return jobs.final_checkpoint(results_dir, job.id)
 
 
 # ----------------------------------------------------------------------------- paths and inputs
-
-def default_path(given: str | os.PathLike | None, default: str) -> Path:
-    """A flag's path as given (relative to the caller's cwd, like any CLI); a preset default is
-    relative to the repository root, so defaults never depend on where the command is run."""
-    if given is not None:
-        return Path(given).expanduser().resolve()
-    return (REPO_ROOT / default).resolve()
-
 
 def check_data_root(root: Path, preset_name: str) -> Path:
     if not root.is_dir():
@@ -119,8 +104,6 @@ def build_train_dataset(config: dict[str, Any], data_root: Path):
 
 def build_job_model(job: Job) -> torch.nn.Module:
     """The job's model with seeded initialisation (identical on every rank and every resume)."""
-    from maskvim import build_model
-
     switches = dict(job.config["model"]["switches"])
     for key in ("crop_size", "mask_lambda", "mask_d_depths", "encoder_mask_stages", "mask_losses"):
         if isinstance(switches.get(key), list):
@@ -135,7 +118,7 @@ def build_job_model(job: Job) -> torch.nn.Module:
                 f"or --pretrained-dir none to train from scratch")
         switches["pretrained"] = str(path)
     torch.manual_seed(engine.init_seed(job.seed))
-    return build_model(job.model, job.size, **switches)
+    return models.build_model(job.model, job.size, **switches)
 
 
 # ----------------------------------------------------------------------------- training
@@ -150,7 +133,7 @@ class Trained:
 def train_job(job: Job, data_root: Path, results_dir: str | os.PathLike, info: D.DistInfo,
               log=print) -> Trained:
     """Train `job` to its final iteration, resuming from its checkpoint; a no-op once `final.pt` exists."""
-    ckdir = checkpoint_dir(results_dir, job)
+    ckdir = jobs.checkpoint_dir(results_dir, job.id)
     final = ckdir / "final.pt"
     last = ckdir / "last.pt"
     model = build_job_model(job)
@@ -242,7 +225,7 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags naming one training job (model, source, seed, variant) plus the preset flags."""
-    parser.add_argument("--model", default="maskvim", choices=list(MODELS))
+    parser.add_argument("--model", default="maskvim", choices=models.list_models())
     parser.add_argument("--source", default="cityscapes", choices=list(DATASET_IDS), help="dataset trained on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", default="default", help="ablation variant name (benchmark.variants)")
@@ -254,7 +237,7 @@ def job_from_args(args: argparse.Namespace):
     preset = preset_from_args(args)
     info = D.init_from_env(args.device)
     data_root = check_data_root(default_path(args.data_root, preset.data_root), preset.name)
-    results_dir = default_path(args.results_dir, "results")
+    results_dir = jobs.results_dir_of(args.results_dir)
     job = make_job(preset, model=args.model, source=args.source, seed=args.seed, variant=args.variant,
                    world_size=info.world_size, data_root=str(data_root))
     return preset, info, data_root, results_dir, job

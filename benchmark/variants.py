@@ -16,28 +16,16 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any, Mapping
 
-MODELS: tuple[str, ...] = ("maskvim", "vmamba_linear", "vmamba_upernet")
+from benchmark import models
+
 # The model an ablation runs when its variant does not name one (MaskViM's own ablations).
 ABLATION_MODEL = "maskvim"
 
-# The switches of docs/ARCHITECTURE.md that define an ablation configuration, with the paper's
-# defaults (design §3). Switches that only set sizes or the recipe (crop_size, drop paths,
-# scan_backend, pretrained ...) come from the preset, never from a variant.
-PAPER_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "maskvim": MappingProxyType({
-        "encoder_mask_stages": (1, 2, 3), "mask_lambda": 0.5, "decoder": "mask_d",
-        "mask_d_depths": (1, 1, 1), "alpha1": 1.0, "alpha2": 1.0,
-        "mask_losses": ("position", "ratio"), "mask_form": "authors",
-    }),
-    "vmamba_linear": MappingProxyType({
-        "encoder_mask_stages": (), "mask_lambda": 0.5, "alpha1": 1.0, "alpha2": 1.0,
-        "mask_losses": ("position", "ratio"), "mask_form": "authors",
-    }),
-    "vmamba_upernet": MappingProxyType({
-        "encoder_mask_stages": (), "mask_lambda": 0.5, "alpha1": 1.0, "alpha2": 1.0,
-        "mask_losses": ("position", "ratio"), "mask_form": "authors",
-    }),
-})
+# The switches of docs/ARCHITECTURE.md that define an ablation configuration; their defaults are the
+# model family's (benchmark.models) and do not depend on the size. Switches that only set sizes or the
+# recipe (crop_size, drop paths, scan_backend, pretrained ...) come from the preset, never from a variant.
+ABLATION_SWITCHES: tuple[str, ...] = ("encoder_mask_stages", "mask_lambda", "decoder", "mask_d_depths",
+                                      "alpha1", "alpha2", "mask_losses", "mask_form")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +54,9 @@ def _canonical_value(key: str, value: Any) -> Any:
 
 
 def canonical_switches(model: str, switches: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Switches with the model's defaults dropped and equivalent spellings unified, sorted by name."""
-    if model not in PAPER_DEFAULTS:
-        raise ValueError(f"unknown model {model!r}; known: {list(PAPER_DEFAULTS)}")
-    defaults = PAPER_DEFAULTS[model]
+    """Ablation switches with the model's defaults dropped and equivalent spellings unified, sorted by name.
+    The defaults of ablation switches are the same at every size, so the family's first size stands for all."""
+    defaults = models.default_switches(model, models.model_sizes(model)[0])
     out = []
     for key in sorted(switches):
         value = _canonical_value(key, switches[key])
@@ -83,6 +70,9 @@ def _variants() -> dict[str, Variant]:
     v: list[Variant] = [Variant("default", None, {}, "the model with the paper's defaults")]
 
     def add(name: str, model: str, description: str, **switches: Any) -> None:
+        stray = sorted(set(switches) - set(ABLATION_SWITCHES))
+        if stray:
+            raise ValueError(f"variant {name!r}: {stray} are no ablation switches {ABLATION_SWITCHES}")
         v.append(Variant(name, model, MappingProxyType(switches), description))
 
     # Table 6: mask in the encoder (under a Linear head) and in the decoder

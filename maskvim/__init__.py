@@ -1,11 +1,9 @@
-"""MaskViM (AAAI 2025) in plain PyTorch: VMamba v0 encoder with learned token masks, Mask_D decoder, mask losses."""
+"""MaskViM (AAAI 2025) in plain PyTorch: VMamba v0 encoder with learned token masks, Mask_D decoder, mask losses.
 
-
-def build_model(name: str, size: str, num_classes: int = 19, **switches):
-    """Build `maskvim`, `vmamba_linear` or `vmamba_upernet` at `micro|tiny|small|base` (see maskvim.builder)."""
-    from maskvim.builder import build_model as _build
-
-    return _build(name, size, num_classes=num_classes, **switches)
-
+``build_model(name, size, num_classes=19, **switches)`` builds any registered model (``maskvim.registry``);
+importing this package registers MaskViM itself (``maskvim.builder``), ``benchmark.models`` every family.
+"""
+from maskvim import builder as _builder  # noqa: F401  (registers "maskvim")
+from maskvim.registry import build_model
 
 __all__ = ["build_model"]

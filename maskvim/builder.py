@@ -1,6 +1,8 @@
-"""``build_model(name, size, num_classes=19, **switches)``: the one entry point to every model.
+"""MaskViM's registration, and the switches of every model on the VMamba v0 encoder.
 
-Names: ``maskvim``, ``vmamba_linear``, ``vmamba_upernet``. Sizes (VMamba v0 widths and depths):
+``maskvim`` registers here (``maskvim.registry``); the VMamba baselines (``baselines/vmamba``) register
+their own names with ``vmamba_defaults`` and ``build_segmentor`` from this module. Build any of them with
+``maskvim.build_model(name, size, num_classes=19, **switches)``. Sizes (VMamba v0 widths and depths):
 
 | size  | dims              | depths        | d_state | decoder ch. | aux ch. | encoder drop path |
 |-------|-------------------|---------------|---------|-------------|---------|-------------------|
@@ -23,7 +25,7 @@ Switches (keyword arguments, the paper's defaults; unknown names are rejected, n
 - ``mask_lambda``: target kept fraction, 0.5; a float, one value per masked stage in stage order
   (Tab. 7's (0.9, 0.7, 0.5)), or a {stage: value} mapping.
 - ``decoder`` ("mask_d" | "no_mask" | "vss"), ``mask_d_depths`` ((1, 1, 1)), ``decoder_drop_path`` (0.1):
-  maskvim only; a baseline given one of them is an error.
+  maskvim only; a baseline given one of them is an error (the registry names the family that has it).
 - ``alpha1``, ``alpha2`` (1.0): weights of L_m^r and L_m^p; ``mask_losses``: subset of
   ("ratio", "position"), both by default; "Without mask" (Fig. 6) = encoder_mask_stages=(),
   decoder="no_mask", mask_losses=().
@@ -33,15 +35,17 @@ Switches (keyword arguments, the paper's defaults; unknown names are rejected, n
   ``decoder_channels`` (per size), ``scan_backend`` ("auto"), ``pretrained`` (path to the official VMamba
   v0 checkpoint or None; loaded by ``maskvim.pretrained.load_vmamba_v0_encoder``).
 
-The resolved switches are kept on the model as ``model.config`` (plain JSON-able values).
+The resolved switches are kept on the model as ``model.config`` (plain JSON-able values). This module
+imports no torch: the factories import the model code when they build.
 """
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-MODEL_NAMES = ("maskvim", "vmamba_linear", "vmamba_upernet")
+from maskvim.registry import register_model
+
 SCAN_BACKENDS = ("auto", "ref", "cpu", "cuda")
 MASK_LOSSES = ("ratio", "position")
 MASK_GAMMA = 4.0  # U(-gamma, gamma) initialisation of the mask logits (paper: gamma = 4)
@@ -57,52 +61,45 @@ SIZES = {
                  drop_path_rate=0.3),
 }
 
-MASKVIM_ONLY = ("decoder", "mask_d_depths", "decoder_drop_path")
-SWITCHES = ("encoder_mask_stages", "mask_lambda", "decoder", "mask_d_depths", "alpha1", "alpha2", "mask_losses",
-            "mask_form", "crop_size", "drop_path_rate", "decoder_drop_path", "dropout", "aux_weight",
-            "decoder_channels", "scan_backend", "pretrained")
+# Official VMamba v0 ImageNet checkpoints (file names of the VMamba release), looked up in the
+# preset's `pretrained_dir`; only the paper preset uses them.
+PRETRAINED_FILES = {
+    "tiny": "vssmtiny_dp01_ckpt_epoch_292.pth",
+    "small": "vssmsmall_dp03_ckpt_epoch_238.pth",
+    "base": "vssmbase_dp06_ckpt_epoch_241.pth",
+}
 
 
-def default_switches(name: str, size: str) -> dict:
-    """The paper's defaults for `name` at `size` (before any override)."""
+def vmamba_defaults(size: str, *, encoder_mask_stages: tuple[int, ...] = (), aux_weight: float = 0.4) -> dict:
+    """The paper's defaults of every model on the VMamba v0 encoder at `size` (encoder, losses, head widths)."""
     spec = SIZES[size]
-    sw = dict(encoder_mask_stages=(1, 2, 3) if name == "maskvim" else (), mask_lambda=0.5, alpha1=1.0,
-              alpha2=1.0, mask_losses=MASK_LOSSES, mask_form="authors", crop_size=(512, 1024),
-              drop_path_rate=spec["drop_path_rate"], dropout=0.1,
-              aux_weight=0.0 if name == "vmamba_linear" else 0.4,
-              decoder_channels=spec["decoder_channels"], scan_backend="auto", pretrained=None)
-    if name == "maskvim":
-        sw.update(decoder="mask_d", mask_d_depths=(1, 1, 1), decoder_drop_path=0.1)
-    return sw
+    return dict(encoder_mask_stages=encoder_mask_stages, mask_lambda=0.5, alpha1=1.0, alpha2=1.0,
+                mask_losses=MASK_LOSSES, mask_form="authors", crop_size=(512, 1024),
+                drop_path_rate=spec["drop_path_rate"], dropout=0.1, aux_weight=aux_weight,
+                decoder_channels=spec["decoder_channels"], scan_backend="auto", pretrained=None)
 
 
-def build_model(name: str, size: str, num_classes: int = 19, **switches):
-    """Build `name` at `size` with `switches` (see the module docstring). Returns a maskvim.model.Segmentor."""
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    unknown = sorted(set(switches) - set(SWITCHES))
-    if unknown:
-        raise TypeError(f"build_model: unknown switch(es) {', '.join(unknown)}; known: {', '.join(SWITCHES)}")
-    if name != "maskvim":
-        wrong = sorted(set(switches) & set(MASKVIM_ONLY))
-        if wrong:
-            raise ValueError(f"build_model: switch(es) {', '.join(wrong)} apply to maskvim only, not {name}")
-    sw = default_switches(name, size)
-    sw.update(switches)
-    sw = _validate(name, sw)
+def maskvim_defaults(size: str) -> dict:
+    """MaskViM's defaults: encoder masks in stages 1-3 and the Mask_D decoder switches."""
+    return dict(vmamba_defaults(size, encoder_mask_stages=(1, 2, 3)), decoder="mask_d", mask_d_depths=(1, 1, 1),
+                decoder_drop_path=0.1)
+
+
+@register_model("maskvim", sizes=tuple(SIZES), defaults=maskvim_defaults, display_name="MaskViM", backbone="Mask",
+                color="#c0392b", step_cost=2.2, pretrained_files=PRETRAINED_FILES)
+def build_maskvim_model(size: str, num_classes: int, **switches):
+    """MaskViM (VMamba v0 encoder with token masks + Mask_D) with complete switches (the registry's)."""
+    from maskvim.model import build_maskvim
+
+    return build_segmentor("maskvim", size, num_classes, switches, build_maskvim)
+
+
+def build_segmentor(name: str, size: str, num_classes: int, switches: dict, assemble: Callable):
+    """Validate complete `switches` (defaults filled in), build with `assemble(spec, num_classes, sw)`, load the
+    VMamba v0 ImageNet weights when `pretrained` names a file, and keep the resolved switches as `model.config`."""
+    sw = _validate(dict(switches))
     spec = SIZES[size]
-
-    if name == "maskvim":
-        from maskvim.model import build_maskvim as build
-    elif name == "vmamba_upernet":
-        from baselines.upernet import build_vmamba_upernet as build
-    else:
-        from baselines.linear_head import build_vmamba_linear as build
-    model = build(spec, num_classes, sw)
+    model = assemble(spec, num_classes, sw)
 
     if sw["pretrained"] is not None:
         from maskvim.pretrained import load_vmamba_v0_encoder
@@ -114,7 +111,7 @@ def build_model(name: str, size: str, num_classes: int = 19, **switches):
     return model
 
 
-def _validate(name: str, sw: dict) -> dict:
+def _validate(sw: dict) -> dict:
     stages = _int_tuple(sw["encoder_mask_stages"], "encoder_mask_stages")
     if any(s not in (1, 2, 3, 4) for s in stages) or len(set(stages)) != len(stages):
         raise ValueError(f"encoder_mask_stages must be distinct stages among 1-4, got {sw['encoder_mask_stages']!r}")
@@ -135,12 +132,12 @@ def _validate(name: str, sw: dict) -> dict:
         raise ValueError(f"crop_size must be (height, width), each at least 32, got {sw['crop_size']!r}")
     sw["crop_size"] = crop
     for key in ("alpha1", "alpha2", "aux_weight", "drop_path_rate", "dropout") + (
-            ("decoder_drop_path",) if name == "maskvim" else ()):
+            ("decoder_drop_path",) if "decoder_drop_path" in sw else ()):
         v = sw[key]
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{key} must be a non-negative number, got {v!r}")
         sw[key] = float(v)
-    for key in ("drop_path_rate", "dropout") + (("decoder_drop_path",) if name == "maskvim" else ()):
+    for key in ("drop_path_rate", "dropout") + (("decoder_drop_path",) if "decoder_drop_path" in sw else ()):
         if sw[key] >= 1:
             raise ValueError(f"{key} must be below 1, got {sw[key]!r}")
     ch = sw["decoder_channels"]
@@ -154,7 +151,7 @@ def _validate(name: str, sw: dict) -> dict:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"pretrained: no checkpoint file at {path!r}")
         sw["pretrained"] = path
-    if name == "maskvim":
+    if "decoder" in sw:
         if sw["decoder"] not in ("mask_d", "no_mask", "vss"):
             raise ValueError(f"decoder must be 'mask_d', 'no_mask' or 'vss', got {sw['decoder']!r}")
         depths = _int_tuple(sw["mask_d_depths"], "mask_d_depths")

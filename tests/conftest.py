@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import benchmark.models  # noqa: F401  (registers every model family, as the harness does)
+
 TINY_SIZE = (32, 64)        # (H, W) of the synthetic test images
 TINY_TRAIN_IMAGES = 4
 TINY_VAL_IMAGES = 6       # fewer miss classes the synthetic writer insists on

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from benchmark import paper, table
+from benchmark import jobs, paper, table
 from benchmark.results import RunResult, load_results, write_result
 from benchmark.data.classes import CLASS_NAMES
 
@@ -152,7 +152,7 @@ def _ablation_results(tmp_path):
 
 
 def test_ablation_table_6_and_7(tmp_path):
-    results = load_results(_ablation_results(tmp_path) / table.ABLATION_SUBDIR)
+    results = load_results(jobs.ablation_results_dir(_ablation_results(tmp_path)))
     t6 = table.ablation_table(6, results)
     assert t6.columns[:2] == ["Encoder", "Decoder"]
     assert t6.columns[2:9] == ["BDD100K", "Mapillary", "GTAV", "SYNTHIA", "Average", "Δ default", "In-domain (Cityscapes)"]
@@ -204,7 +204,7 @@ def test_cli_writes_atomically_and_names_bad_input(gta_results, tmp_path, capsys
 
 
 def test_efficiency_table_from_result_files(gta_results):
-    t = table.efficiency_table(load_results(gta_results), measure=False)
+    t = table.efficiency_table(load_results(gta_results))          # no complexity records kept
     assert t.columns[3:6] == ["Params (M)", "GMACs", "GMACs w/o scan"]
     tiny = [r for r in t.rows if r[1] == "tiny"]
     assert len(tiny) == 3 and all(r[3] is None for r in tiny)            # not measured: dashes
@@ -217,6 +217,7 @@ def test_efficiency_table_from_result_files(gta_results):
 
 
 def test_efficiency_tiny_rows_are_measured_once_and_cached(tmp_path, monkeypatch):
+    """benchmark.complexity measures once into <results-dir>/complexity/; the table only reads the records."""
     import benchmark.complexity
 
     calls = []
@@ -227,6 +228,8 @@ def test_efficiency_tiny_rows_are_measured_once_and_cached(tmp_path, monkeypatch
                 "gmacs": 950.0, "gmacs_no_scan": 900.0}
 
     monkeypatch.setattr(benchmark.complexity, "measure_complexity", fake)
+    for _ in range(2):
+        assert benchmark.complexity.main(["--size", "tiny", "--results-dir", str(tmp_path), "--format", "json"]) == 0
     first = table.efficiency_table([], results_dir=tmp_path)
     second = table.efficiency_table([], results_dir=tmp_path)
     assert calls == [(m, "tiny", (512, 2048)) for m in ("maskvim", "vmamba_linear", "vmamba_upernet")]

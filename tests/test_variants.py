@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from benchmark import paper
-from benchmark.variants import (FIGURE_VARIANTS, PAPER_DEFAULTS, VARIANTS, canonical_switches, cell_of,
+from benchmark.models import default_switches
+from benchmark.variants import (ABLATION_SWITCHES, FIGURE_VARIANTS, VARIANTS, canonical_switches, cell_of,
                                 distinct_cells, get_variant, variant_model)
 
 CROP = (32, 32)   # tiny crop: mask grids of 8x8, 4x4, 2x2, 1x1 tokens (stage 4 needs >= 32 px)
@@ -32,20 +33,22 @@ def mask_layout(model) -> tuple[set[int], dict[int, int]]:
     return enc, dec
 
 
-def test_paper_defaults_match_the_builder():
-    from maskvim.builder import default_switches
+def test_ablation_defaults_do_not_depend_on_the_size():
+    # canonical_switches reads the defaults at the family's first size: that must stand for every size
+    from benchmark.models import model_sizes
 
-    for model, defaults in PAPER_DEFAULTS.items():
-        built = default_switches(model, "micro")
-        for key, value in defaults.items():
-            assert canonical_switches(model, {key: built[key]}) == (), (model, key, built[key], value)
+    for model in ("maskvim", "vmamba_linear", "vmamba_upernet"):
+        per_size = [{k: v for k, v in default_switches(model, s).items() if k in ABLATION_SWITCHES}
+                    for s in model_sizes(model)]
+        assert all(d == per_size[0] for d in per_size), model
+        assert canonical_switches(model, per_size[0]) == ()
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_variant_builds_with_the_masks_it_claims(name):
     model = build(name)
     v = get_variant(name)
-    defaults = PAPER_DEFAULTS[variant_model(name)]
+    defaults = default_switches(variant_model(name), "micro")
     stages = set(v.switches.get("encoder_mask_stages", defaults["encoder_mask_stages"]))
     enc, dec = mask_layout(model)
     assert enc == stages
@@ -136,6 +139,6 @@ def test_unknown_variant_and_model_mismatch_are_named():
 
 
 def test_variants_only_set_ablation_switches():
-    allowed = set(PAPER_DEFAULTS["maskvim"]) | {"decoder"}
+    allowed = set(ABLATION_SWITCHES)
     for v in VARIANTS.values():
         assert set(v.switches) <= allowed, v.name

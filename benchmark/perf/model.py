@@ -40,14 +40,21 @@ import time
 import torch
 from torch import nn
 
-MODELS = ("maskvim", "vmamba_upernet", "vmamba_linear")
 SETUPS = (dict(size="micro", batch=4, input=(128, 256)), dict(size="tiny", batch=1, input=(512, 1024)))
 NUM_CLASSES = 19
 
 
+def scan_models() -> list[str]:
+    """Registered models with a selective scan (a `scan_backend` switch) and a mask grid (`crop_size`)."""
+    from benchmark import models
+
+    return [m for m in models.list_models()
+            if {"scan_backend", "crop_size"} <= set(models.default_switches(m, models.model_sizes(m)[0]))]
+
+
 def run(quick: bool = False, device: str | None = None, scan_backend: str = "auto") -> list[dict]:
-    """All rows of the model section (see the module docstring)."""
-    from maskvim import build_model
+    """All rows of the model section (see the module docstring), for every model of `scan_models()`."""
+    from benchmark.models import build_model
     from maskvim.scan import resolve_backend
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -57,7 +64,7 @@ def run(quick: bool = False, device: str | None = None, scan_backend: str = "aut
         tiny = size != "micro"
         iters = (1 if tiny else 2) if quick else (3 if tiny else 5)
         warmup = 0 if quick and tiny else 1
-        for name in MODELS:
+        for name in scan_models():
             torch.manual_seed(0)
             model = build_model(name, size, num_classes=NUM_CLASSES, crop_size=(h, w), scan_backend=scan_backend)
             model.to(dev)
