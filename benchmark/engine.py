@@ -287,7 +287,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
     for it in range(start_iteration, spec.iterations):
         set_lr(optimizer, lr_at(it, spec.lr, spec.iterations, spec.warmup_iters, spec.warmup_ratio,
                                 spec.poly_power, spec.min_lr))
-        logged: dict[str, float] = {}
+        logged: dict[str, torch.Tensor] = {}           # this iteration's loss terms, on the device
+        bad = torch.zeros((), device=info.device)      # micro-steps with a non-finite loss
         for micro in range(accum):
             batch = next(batches)
             images = batch["image"].to(info.device, non_blocking=True)
@@ -300,27 +301,32 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
                     outputs = model(images)
                 losses = core.compute_loss(_to_float32(outputs), labels)
                 loss = losses["loss"]
-                value = loss.detach().float().reshape(1)
-                flag = torch.cat([value.nan_to_num(0.0), (~torch.isfinite(value)).float()])
-                D.all_reduce_sum(flag, info)
-                if flag[1] > 0:
-                    where = f"{last_ckpt} (kept)" if last_ckpt.exists() else "none written yet"
-                    raise NonFiniteLossError(
-                        f"{spec.job_name}: loss became {float(value):g} at iteration {it + 1} "
-                        f"(micro-step {micro + 1}/{accum}, on {int(flag[1])} rank(s)); stopped before the "
-                        f"optimizer step. Last good checkpoint: {where}. Lower --lr or check the data.")
+                bad = bad + (~torch.isfinite(loss.detach())).float()
                 (loss / accum).backward()
             for k, v in losses.items():
-                logged[k] = logged.get(k, 0.0) + float(v.detach()) / accum
+                logged[k] = logged.get(k, 0.0) + v.detach().float() / accum
+        # one host sync per optimizer step, before it: a non-finite loss on any rank stops every rank
+        flag = D.all_reduce_sum(bad.reshape(1), info)
+        if flag.item() > 0:
+            where = f"{last_ckpt} (kept)" if last_ckpt.exists() else "none written yet"
+            raise NonFiniteLossError(
+                f"{spec.job_name}: loss became {float(logged['loss']):g} at iteration {it + 1} (in "
+                f"{int(bad.item())} of {accum} micro-step(s) here, {int(flag.item())} in all ranks); stopped before "
+                f"the optimizer step. Last good checkpoint: {where}. Lower --lr or check the data.")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = it + 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in logged.items() if k in ("loss", "ce", "aux_ce")})
-        elif info.is_main and (done % max(1, spec.iterations // 10) == 0 or done == spec.iterations):
-            log(f"[{spec.job_name}] iter {done}/{spec.iterations} "
-                + " ".join(f"{k}={v:.4f}" for k, v in logged.items()))
+        if done % max(1, spec.iterations // 10) == 0 or done == spec.iterations:
+            # the loss terms reach the host only here: one all-reduce (mean over ranks) per log line
+            names = list(logged)
+            values = (D.all_reduce_sum(torch.stack([logged[k] for k in names]), info) / info.world_size).tolist()
+            text = " ".join(f"{k}={v:.4f}" for k, v in zip(names, values))
+            if bar is not None:
+                bar.set_postfix_str(text)
+            elif info.is_main:
+                log(f"[{spec.job_name}] iter {done}/{spec.iterations} {text}")
         if done % spec.checkpoint_interval == 0 and done < spec.iterations:
             elapsed = train_seconds + time.perf_counter() - t0
             if info.is_main:
