@@ -85,12 +85,12 @@ def device_name(info: D.DistInfo) -> str:
 
 
 def scan_backend_used(model: torch.nn.Module, device: torch.device) -> str:
-    requested = getattr(model, "scan_backend", "auto")
-    try:
-        from maskvim.scan import resolve_backend
-    except ImportError:
-        return str(requested)
-    return resolve_backend(requested, device)
+    """The concrete scan backend a model with a `scan_backend` ran on `device`; "none" for a model without one."""
+    if not hasattr(model, "scan_backend"):
+        return "none"
+    from maskvim.scan import resolve_backend
+
+    return resolve_backend(model.scan_backend, device)
 
 
 def complexity(job: Job, model: torch.nn.Module, results_dir: str | os.PathLike) -> tuple[int, float | None, float | None]:

@@ -174,10 +174,14 @@ def resolve_config(preset: Preset, *, model: str, source: str, seed: int, varian
     `data_digest`: the identity of generated (synthetic) data under the data root
     (benchmark.data.synthetic.manifest_digest); it is hashed, the data root's path is not. Real
     datasets have none, and their configs no such key."""
-    models.get_family(model).check_size(preset.size)
+    family = models.get_family(model)
+    family.check_size(preset.size)
     validate(preset)
+    # the preset's crop (a mask grid) and scan backend go to the families that have those switches
+    accepted = family.default_switches(preset.size)
+    recipe = {"crop_size": list(preset.crop_size), "scan_backend": preset.scan_backend}
     model_switches = {
-        "crop_size": list(preset.crop_size), "scan_backend": preset.scan_backend,
+        **{k: v for k, v in recipe.items() if k in accepted},
         **dict(preset.model_switches), **(switches or {}),
     }
     pretrained = pretrained_file(preset, model, preset.size)
