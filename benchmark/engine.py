@@ -192,14 +192,16 @@ def load_checkpoint(path: str | os.PathLike, expect_hash: str | None = None) -> 
                               f"delete it to restart this job from its previous checkpoint or from scratch") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or "iteration" not in ckpt:
         raise CheckpointError(f"{path}: not a benchmark checkpoint (no 'model' / 'iteration' entries)")
+    if ckpt.get("version", CHECKPOINT_VERSION) != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r}, this code reads "
+                              f"{CHECKPOINT_VERSION}; delete it to retrain the job")
     if expect_hash is not None and ckpt.get("config_hash") != expect_hash:
         raise CheckpointError(f"{path}: written for config {ckpt.get('config_hash')}, this job is {expect_hash}")
     return ckpt
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, iteration: int, config_hash: str,
-                    train_seconds: float, optimizer: torch.optim.Optimizer | None = None,
-                    sampler_seed: int | None = None) -> None:
+                    train_seconds: float, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Atomic: a reader (or a resume after SIGKILL) sees the previous file or this one, never half."""
     ckpt: dict[str, Any] = {
         "version": CHECKPOINT_VERSION, "model": D.unwrap(model).state_dict(), "iteration": iteration,
@@ -207,8 +209,6 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, iteratio
     }
     if optimizer is not None:
         ckpt["optimizer"] = optimizer.state_dict()
-        ckpt["scheduler"] = {"last_iteration": iteration}
-        ckpt["sampler"] = {"seed": sampler_seed, "next_iteration": iteration}
         ckpt["rng"] = rng_state()
     atomic_torch_save(path, ckpt)
 
@@ -331,7 +331,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
             elapsed = train_seconds + time.perf_counter() - t0
             if info.is_main:
                 save_checkpoint(last_ckpt, model=model, optimizer=optimizer, iteration=done,
-                                config_hash=spec.config_hash, train_seconds=elapsed, sampler_seed=spec.seed)
+                                config_hash=spec.config_hash, train_seconds=elapsed)
             D.barrier(info)
     if bar is not None:
         bar.close()

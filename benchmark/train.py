@@ -96,9 +96,8 @@ def build_train_dataset(config: dict[str, Any], data_root: Path):
     from benchmark.data.datasets import build_dataset
 
     d = config["data"]
-    base_h, base_w = d["base_scale"]
     return build_dataset(config["source"], TRAIN_SPLIT[config["source"]], data_root, train=True,
-                         crop_size=tuple(d["crop_size"]), base_scale=(base_w, base_h),  # theirs is (W, H)
+                         crop_size=tuple(d["crop_size"]), base_scale=tuple(d["base_scale"]),
                          ratio_range=tuple(d["ratio_range"]), seed=config["seed"])
 
 

@@ -115,7 +115,7 @@ def test_each_release_layout_loads(tmp_path, variant):
     assert item["label"].dtype == torch.int64
     np.testing.assert_array_equal(item["label"].numpy(), expected_train_ids(dataset_id))
     assert item["name"].endswith(sorted(names(variant, "val", 2))[0])
-    train = build_dataset(dataset_id, "train", tmp_path, train=True, crop_size=(8, 8), base_scale=(W, H))
+    train = build_dataset(dataset_id, "train", tmp_path, train=True, crop_size=(8, 8), base_scale=(H, W))
     assert tuple(train[0]["image"].shape) == (3, 8, 8) and tuple(train[0]["label"].shape) == (8, 8)
 
 

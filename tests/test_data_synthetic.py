@@ -47,7 +47,7 @@ def test_every_domain_loads_through_the_real_loaders_and_check_passes(tiny_root,
         item = ds[0]
         assert item["image"].shape[1] == 32 or item["image"].shape[2] == 32
         assert item["label"].max() <= 255
-        train = build_dataset(dataset_id, "train", tiny_root, train=True, crop_size=(16, 32), base_scale=(96, 48))
+        train = build_dataset(dataset_id, "train", tiny_root, train=True, crop_size=(16, 32), base_scale=(48, 96))
         assert len(train) == 2 and train[0]["image"].shape == (3, 16, 32)
     assert check_main(["--root", str(tiny_root)]) == 0
     assert "synthetic" in capsys.readouterr().out

@@ -149,11 +149,10 @@ def test_sampler_same_images_per_step_for_any_split_of_the_global_batch():
 def test_checkpoint_roundtrip_with_weights_only_restores_rng_and_state(tmp_path):
     model, opt = fresh()
     path = tmp_path / "last.pt"
-    engine.save_checkpoint(path, model=model, optimizer=opt, iteration=4, config_hash="h", train_seconds=1.5,
-                           sampler_seed=3)
+    engine.save_checkpoint(path, model=model, optimizer=opt, iteration=4, config_hash="h", train_seconds=1.5)
     draws = (torch.rand(3), np.random.rand(3), random.random())
     ckpt = engine.load_checkpoint(path, expect_hash="h")     # torch.load(weights_only=True) inside
-    assert ckpt["iteration"] == 4 and ckpt["sampler"] == {"seed": 3, "next_iteration": 4}
+    assert ckpt["iteration"] == 4 and ckpt["version"] == engine.CHECKPOINT_VERSION
     torch.manual_seed(99), np.random.seed(99), random.seed(99)
     engine.set_rng_state(ckpt["rng"])
     assert torch.equal(torch.rand(3), draws[0])
@@ -166,6 +165,16 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
     engine.save_checkpoint(tmp_path / "x.pt", model=model, iteration=1, config_hash="aaa", train_seconds=0.0)
     with pytest.raises(engine.CheckpointError, match="aaa"):
         engine.load_checkpoint(tmp_path / "x.pt", expect_hash="bbb")
+
+
+def test_checkpoint_of_another_version_is_refused_naming_the_file(tmp_path):
+    model, _ = fresh()
+    path = tmp_path / "x.pt"
+    engine.save_checkpoint(path, model=model, iteration=1, config_hash="aaa", train_seconds=0.0)
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "version": engine.CHECKPOINT_VERSION + 1}, path)
+    with pytest.raises(engine.CheckpointError, match=r"x\.pt: checkpoint version 2"):
+        engine.load_checkpoint(path, expect_hash="aaa")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

@@ -52,7 +52,7 @@ class SegmentationDataset(Dataset):
     """Image / label pairs of one split, with the training or the evaluation pipeline."""
 
     def __init__(self, dataset_id: str, root: str | Path, samples: list[Sample], *, train: bool,
-                 crop_size: tuple[int, int] | None = None, base_scale: tuple[int, int] = (2048, 1024),
+                 crop_size: tuple[int, int] | None = None, base_scale: tuple[int, int] = (1024, 2048),
                  ratio_range: tuple[float, float] = (0.5, 2.0), cat_max_ratio: float = 0.75,
                  flip_prob: float = 0.5, photometric: bool = True, eval_short_side: int | None = None,
                  seed: int = 0, use_cache: bool = True):
@@ -164,13 +164,13 @@ def check_sizes(samples: list[Sample]) -> None:
 
 def build_dataset(dataset_id: str, split: str, root: str | Path, *, train: bool,
                   crop_size: tuple[int, int] | None = None, eval_short_side: int | None = None,
-                  corruption: str | None = None, severity: int = 5, base_scale: tuple[int, int] = (2048, 1024),
+                  corruption: str | None = None, severity: int = 5, base_scale: tuple[int, int] = (1024, 2048),
                   ratio_range: tuple[float, float] = (0.5, 2.0), cat_max_ratio: float = 0.75,
                   flip_prob: float = 0.5, photometric: bool = True, seed: int = 0,
                   use_cache: bool = True) -> SegmentationDataset:
     """A dataset of `<root>/<dataset_id>/` split `split` (train: augmented crops; eval: whole images resized
     to `eval_short_side`, labels at original resolution). `corruption` selects Cityscapes-C images (only for
-    cityscapes val). `base_scale` is (width, height) of the random rescale (2048x1024 in the paper)."""
+    cityscapes val). `base_scale` is (height, width) of the random rescale (1024x2048 in the paper), like every size here."""
     if corruption is not None:
         if dataset_id != "cityscapes" or split != "val" or train:
             raise ValueError("corruption= is only valid for evaluation on cityscapes val (Cityscapes-C), got "

@@ -33,9 +33,10 @@ def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, 
 
 
 def random_rescale(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
-                   base_scale: tuple[int, int] = (2048, 1024),
+                   base_scale: tuple[int, int] = (1024, 2048),
                    ratio_range: tuple[float, float] = (0.5, 2.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Resize to `base_scale` (width, height) times a ratio drawn uniformly from `ratio_range`."""
+    """Resize (keeping the aspect ratio) to fit `base_scale` (height, width) times a ratio drawn uniformly from
+    `ratio_range`."""
     ratio = rng.uniform(*ratio_range)
     target = (int(base_scale[0] * ratio), int(base_scale[1] * ratio))
     h, w = rescale_size(*image.shape[:2], target)
