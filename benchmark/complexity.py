@@ -52,6 +52,7 @@ from torch import nn
 
 from benchmark import jobs, models
 from benchmark.atomic import atomic_write_json
+from benchmark.cli import guarded
 
 SCAN_OP = "maskvim_complexity::selective_scan"
 RECORD_KEYS = ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")
@@ -203,6 +204,7 @@ def format_markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.complexity", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,6 +14,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from benchmark.cli import HarnessError
+
 
 @dataclasses.dataclass(frozen=True)
 class DistInfo:
@@ -42,7 +44,8 @@ def init_from_env(device: str | None = None) -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     want_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
     if want_cuda and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise HarnessError("--device cuda asked for, but torch sees no CUDA device: leave out --device "
+                           "(CUDA when available) or pass --device cpu")
     if want_cuda:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)

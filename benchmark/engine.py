@@ -25,18 +25,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from benchmark import distributed as D
 from benchmark.atomic import atomic_torch_save
+from benchmark.cli import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
 from benchmark.data.classes import NUM_CLASSES
 from benchmark.metrics import confusion_matrix
 
 CHECKPOINT_VERSION = 1
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left in place."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be read or does not belong to this job."""
 
 
 # ----------------------------------------------------------------------------- seeds and data order

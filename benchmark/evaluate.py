@@ -27,7 +27,10 @@ from benchmark.data.classes import CLASS_NAMES
 from benchmark.metrics import miou, miou_present_only, per_class_dict
 from benchmark.results import RunResult, git_commit, library_versions, read_result, result_path, write_result
 from benchmark.settings import SETTINGS, VAL_SPLIT, get_setting, parse_target, targets_for
-from benchmark.train import Job, Trained, add_job_arguments, build_job_model, final_checkpoint, job_from_args
+from benchmark import jobs
+from benchmark.cli import add_job_arguments, guarded, job_from_args
+from benchmark.jobs import Job
+from benchmark.train import Trained, build_job_model
 
 # ----------------------------------------------------------------------------- which cells a job feeds
 
@@ -159,7 +162,7 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
 
 def load_trained(job: Job, results_dir: str | os.PathLike, info: D.DistInfo) -> Trained:
     """The job's fixed-iteration final checkpoint (an error says how to train it when missing)."""
-    path = final_checkpoint(results_dir, job)
+    path = jobs.final_checkpoint(results_dir, job.id)
     if not path.exists():
         raise FileNotFoundError(
             f"{path} not found: train this job first (python -m benchmark.train --preset {job.config['preset']} "
@@ -170,6 +173,7 @@ def load_trained(job: Job, results_dir: str | os.PathLike, info: D.DistInfo) -> 
     return Trained(model.to(info.device).eval(), int(ckpt["iteration"]), float(ckpt["train_seconds"]))
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -179,24 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="+", default=None,
                         help="evaluate only these targets (dataset ids or cityscapes_c/<corruption>/<severity>)")
     args = parser.parse_args(argv)
-    try:
-        preset, info, data_root, results_dir, job = job_from_args(args)
-        cells = cells_for_source(job.source, args.settings, preset.severities)
-        if args.targets:
-            cells = [(s, t) for s, t in cells if t in args.targets]
-            if not cells:
-                raise ValueError(f"none of --targets {args.targets} is a target of {args.settings} "
-                                 f"for source {job.source}")
-        elif not cells:
-            raise ValueError(f"no setting among {args.settings} trains on {job.source}")
-        written = evaluate_cells(job, load_trained(job, results_dir, info), cells, data_root, results_dir, info)
-        if info.is_main:
-            print(f"{len(written)} result file(s) written under {Path(results_dir) / 'runs'}"
-                  + ("" if written else " (all cells were already done)"))
-        D.shutdown(info)
-    except (ValueError, FileNotFoundError, engine.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    preset, info, data_root, results_dir, job = job_from_args(args)
+    cells = cells_for_source(job.source, args.settings, preset.severities)
+    if args.targets:
+        cells = [(s, t) for s, t in cells if t in args.targets]
+        if not cells:
+            raise ValueError(f"none of --targets {args.targets} is a target of {args.settings} "
+                             f"for source {job.source}")
+    elif not cells:
+        raise ValueError(f"no setting among {args.settings} trains on {job.source}")
+    written = evaluate_cells(job, load_trained(job, results_dir, info), cells, data_root, results_dir, info)
+    if info.is_main:
+        print(f"{len(written)} result file(s) written under {Path(results_dir) / 'runs'}"
+              + ("" if written else " (all cells were already done)"))
+    D.shutdown(info)
     return 0
 
 

@@ -1,4 +1,7 @@
-"""The results-dir layout: where every file of a run lives (torch-free, read by the reports too).
+"""Training jobs and the results-dir layout: what a job is, its id, and where every file of a run lives.
+
+A ``Job`` is one training run (model, source, seed, variant) with its fully resolved config, whose hash
+and id name its checkpoints and result files. Torch-free: the reports read this module too.
 
     <results-dir>/runs/<cell>.json                 one result per cell (benchmark.results)
     <results-dir>/checkpoints/<job id>/last.pt     resumable; final.pt at the fixed last iteration
@@ -12,7 +15,14 @@ Defaults never depend on the cwd: a preset's relative path is taken from the rep
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from benchmark.data.synthetic import manifest_digest
+from benchmark.presets import Preset, config_hash, resolve_config
+from benchmark.settings import DATASET_IDS
+from benchmark.variants import get_variant, variant_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS_DIR = "results"
@@ -60,3 +70,58 @@ def mask_summary_path(results_dir: str | os.PathLike, job_id: str) -> Path:
 def complexity_path(results_dir: str | os.PathLike, model: str, size: str, input_hw) -> Path:
     h, w = input_hw
     return Path(results_dir) / COMPLEXITY_SUBDIR / f"{model}-{size}-{h}x{w}.json"
+
+
+# ----------------------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class Job:
+    """One training run; every result cell it feeds shares its config and hash."""
+    model: str
+    source: str
+    seed: int
+    variant: str
+    config: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config)
+
+    @property
+    def size(self) -> str:
+        return self.config["model"]["size"]
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.size}__{self.variant}__{self.source}__seed{self.seed}__{self.hash}"
+
+
+def variant_spec(variant: str, model: str | None) -> tuple[str, dict[str, Any]]:
+    """(model, build_model switches) of a variant name; 'default' is the model with the paper's defaults."""
+    if variant == "default":
+        if model is None:
+            raise ValueError("variant 'default' needs --model")
+        return model, {}
+    v = get_variant(variant)
+    return variant_model(variant, model), v.build_kwargs()
+
+
+def make_job(preset: Preset, *, model: str | None, source: str, seed: int, variant: str = "default",
+             world_size: int = 1, data_root: str | None = None) -> Job:
+    if source not in DATASET_IDS:
+        raise ValueError(f"unknown source dataset {source!r}; valid ids: {', '.join(DATASET_IDS)}")
+    model, switches = variant_spec(variant, model)
+    config = resolve_config(preset, model=model, source=source, seed=seed, variant=variant, switches=switches,
+                            world_size=world_size, data_root=data_root,
+                            data_digest=manifest_digest(default_path(data_root, preset.data_root)))
+    return Job(model=model, source=source, seed=seed, variant=variant, config=config)
+
+
+def check_data_root(root: Path, preset_name: str) -> Path:
+    if not root.is_dir():
+        hint = (f"create the synthetic stand-ins with `python -m benchmark.data.synthetic --out {root}` "
+                f"(and `python -m benchmark.data.cityscapes_c --root {root}` for Cityscapes-C)"
+                if preset_name != "paper" else
+                "point --data-root at the real datasets (layouts in datasets/README.md)")
+        raise FileNotFoundError(f"data root {root} not found; {hint}")
+    return root

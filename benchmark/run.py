@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from benchmark import distributed as D
-from benchmark import engine, jobs
+from benchmark import jobs
+from benchmark.cli import add_preset_arguments, guarded, overrides_from_args
 from benchmark.evaluate import cell_done, cells_for_source, evaluate_cells
-from benchmark.jobs import default_path
+from benchmark.jobs import Job, check_data_root, default_path, make_job
 from benchmark.models import get_family, list_models
 from benchmark.presets import Preset, apply_overrides, get_preset
 from benchmark.settings import SETTINGS, get_setting
-from benchmark.train import (Job, add_preset_arguments, check_data_root, make_job, overrides_from_args,
-                             train_job)
+from benchmark.train import train_job
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ def _run_job(gj: GridJob, k: int, total: int, root: Path, results: Path, info: D
     return "ran"
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,20 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the jobs of this shard and exit")
     add_preset_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        if args.dry_run:
-            p = apply_overrides(get_preset(args.preset), overrides_from_args(args))
-            grid = shard_jobs(plan(p, args.models or models_default(), args.settings, args.seeds, args.variants),
-                              parse_shard(args.shard))
-            for gj in longest_first(grid) if args.claim_jobs else grid:
-                print(f"{gj.job.id}\t{len(gj.cells)} cells")
-            return 0
-        run_grid(args.preset, args.models, args.settings, args.seeds, args.variants, args.data_root,
-                 args.results_dir, args.shard, overrides_from_args(args), device=args.device,
-                 claim_jobs=args.claim_jobs)
-    except (ValueError, FileNotFoundError, engine.CheckpointError, engine.NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.dry_run:
+        p = apply_overrides(get_preset(args.preset), overrides_from_args(args))
+        grid = shard_jobs(plan(p, args.models or models_default(), args.settings, args.seeds, args.variants),
+                          parse_shard(args.shard))
+        for gj in longest_first(grid) if args.claim_jobs else grid:
+            print(f"{gj.job.id}\t{len(gj.cells)} cells")
+        return 0
+    run_grid(args.preset, args.models, args.settings, args.seeds, args.variants, args.data_root,
+             args.results_dir, args.shard, overrides_from_args(args), device=args.device,
+             claim_jobs=args.claim_jobs)
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchmark import jobs, models, paper
+from benchmark.cli import guarded
 from benchmark.atomic import atomic_write_text
 from benchmark.results import RunResult, load_results
 from benchmark.variants import EXTRA_TABLE_ROWS, cell_of, get_variant
@@ -537,7 +538,7 @@ def _render_latex(t: Table) -> str:
 
 # ---------------------------------------------------------------------------------------- CLI
 def build_table(args: argparse.Namespace) -> Table:
-    results_dir = Path(args.results_dir)
+    results_dir = jobs.results_dir_of(args.results_dir)
     if args.ablation is not None:
         results = load_results(jobs.ablation_results_dir(results_dir))
         if args.size:
@@ -552,13 +553,15 @@ def build_table(args: argparse.Namespace) -> Table:
                          severity=args.severity)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.table", description=__doc__.split("\n")[0])
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--setting", choices=[*SETTINGS, "efficiency"], help="a main table (Tab. 2-5) or efficiency")
     what.add_argument("--ablation", type=int, choices=paper.ABLATION_TABLES, help="an ablation table (Tab. 6-8)")
     ap.add_argument("--format", choices=FORMATS, default="md")
-    ap.add_argument("--results-dir", default="results", help="folder with runs/ (and ablation/runs/); default results")
+    ap.add_argument("--results-dir", default=None,
+                    help="folder with runs/ (and ablation/runs/); default: results/ in the repository, as benchmark.run")
     ap.add_argument("--no-paper", action="store_true", help="leave out the paper's rows / columns")
     ap.add_argument("--metric", choices=METRICS, default="miou",
                     help="miou: mmseg convention (the paper's); miou_present_only: classes present in the GT")
@@ -566,11 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", help="only results of this model size")
     ap.add_argument("--out", help="write here (atomically) instead of printing")
     args = ap.parse_args(argv)
-    try:
-        text = render(build_table(args), args.format)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    text = render(build_table(args), args.format)
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}")

@@ -15,7 +15,8 @@ def _rank_main(rank: int, world: int, port: int, data_root: str, results_dir: st
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from benchmark import distributed as D
-    from benchmark.train import make_job, train_job
+    from benchmark.jobs import make_job
+    from benchmark.train import train_job
 
     info = D.init_from_env("cpu")
     try:

@@ -1,0 +1,109 @@
+"""What every CLI shares: the preset and job flags, and one error path.
+
+``HarnessError`` is the family of errors a user can act on (bad flag, missing file, unusable
+checkpoint, diverged loss); ``guarded(main)`` turns them, and the ValueError / FileNotFoundError of
+validation, into one line ``error: ...`` on stderr and exit code 2, in every CLI (table and plots
+included). Torch-free at import: the reports use it too.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmark import jobs
+from benchmark.jobs import check_data_root, default_path, make_job
+from benchmark.models import list_models
+from benchmark.presets import PRESETS, Preset, apply_overrides, get_preset
+from benchmark.settings import DATASET_IDS
+
+
+class HarnessError(Exception):
+    """An error with a message that says what to do; CLIs print it on one line and exit 2."""
+
+
+class CheckpointError(HarnessError, RuntimeError):
+    """A checkpoint file cannot be read or does not belong to this job."""
+
+
+class NonFiniteLossError(HarnessError, RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left in place."""
+
+
+def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """`main(argv) -> exit code` with every HarnessError / ValueError / FileNotFoundError as one line, exit 2."""
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except (HarnessError, ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def add_preset_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags shared by train / evaluate / run: preset choice, paths and field overrides."""
+    p.add_argument("--preset", default="smoke", choices=list(PRESETS), help="run size (default: smoke)")
+    p.add_argument("--data-root", default=None, help="data root (default: the preset's, e.g. datasets/synthetic)")
+    p.add_argument("--results-dir", default=None,
+                   help="where runs/ and checkpoints/ go (default: results/ in the repository)")
+    p.add_argument("--size", default=None, help="model size micro|tiny|small|base (default: the preset's)")
+    p.add_argument("--iters", type=int, default=None, help="training iterations")
+    p.add_argument("--warmup-iters", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="global images per optimizer step")
+    p.add_argument("--batch-per-device", type=int, default=None,
+                   help="images per forward pass; the rest of the global batch is ranks x gradient accumulation")
+    p.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), default=None, help="training crop")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--eval-short-side", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers per process")
+    p.add_argument("--checkpoint-interval", type=int, default=None)
+    p.add_argument("--severities", type=int, nargs="+", default=None, help="Cityscapes-C severities")
+    p.add_argument("--pretrained-dir", default=None,
+                   help="folder with the official VMamba v0 checkpoints ('none': train from scratch)")
+    p.add_argument("--scan-backend", default=None, help="auto|ref|cpu|cuda")
+    p.add_argument("--device", default=None, help="cpu|cuda (default: cuda when available)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Preset field overrides from the flags that were given."""
+    out = {"size": args.size, "iterations": args.iters, "warmup_iters": args.warmup_iters,
+           "batch_size": args.batch_size, "batch_per_device": args.batch_per_device,
+           "crop_size": tuple(args.crop) if args.crop else None, "lr": args.lr,
+           "eval_short_side": args.eval_short_side, "workers": args.workers,
+           "checkpoint_interval": args.checkpoint_interval,
+           "severities": tuple(args.severities) if args.severities else None,
+           "scan_backend": args.scan_backend}
+    if args.pretrained_dir is not None:
+        out["pretrained_dir"] = (None if args.pretrained_dir.lower() == "none"
+                                 else str(Path(args.pretrained_dir).expanduser().resolve()))
+    return {k: v for k, v in out.items() if v is not None or k == "pretrained_dir"}
+
+
+def preset_from_args(args: argparse.Namespace) -> Preset:
+    return apply_overrides(get_preset(args.preset), overrides_from_args(args))
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags naming one training job (model, source, seed, variant) plus the preset flags."""
+    parser.add_argument("--model", default="maskvim", choices=list_models())
+    parser.add_argument("--source", default="cityscapes", choices=list(DATASET_IDS), help="dataset trained on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", default="default", help="ablation variant name (benchmark.variants)")
+    add_preset_arguments(parser)
+
+
+def job_from_args(args: argparse.Namespace):
+    """(preset, distributed info, data root, results dir, Job) from the flags of `add_job_arguments`."""
+    from benchmark import distributed as D   # torch: only the training / evaluation CLIs call this
+
+    preset = preset_from_args(args)
+    info = D.init_from_env(args.device)
+    data_root = check_data_root(default_path(args.data_root, preset.data_root), preset.name)
+    results_dir = jobs.results_dir_of(args.results_dir)
+    job = make_job(preset, model=args.model, source=args.source, seed=args.seed, variant=args.variant,
+                   world_size=info.world_size, data_root=str(data_root))
+    return preset, info, data_root, results_dir, job
