@@ -69,18 +69,20 @@ def add_preset_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Preset field overrides from the flags that were given."""
-    out = {"size": args.size, "iterations": args.iters, "warmup_iters": args.warmup_iters,
+    """Preset field overrides from the flags that were given (a flag left out has no key; `--pretrained-dir
+    none` is the key with value None: from scratch)."""
+    given = {"size": args.size, "iterations": args.iters, "warmup_iters": args.warmup_iters,
            "batch_size": args.batch_size, "batch_per_device": args.batch_per_device,
            "crop_size": tuple(args.crop) if args.crop else None, "lr": args.lr,
            "eval_short_side": args.eval_short_side, "workers": args.workers,
            "checkpoint_interval": args.checkpoint_interval,
            "severities": tuple(args.severities) if args.severities else None,
            "scan_backend": args.scan_backend}
+    out = {k: v for k, v in given.items() if v is not None}
     if args.pretrained_dir is not None:
         out["pretrained_dir"] = (None if args.pretrained_dir.lower() == "none"
                                  else str(Path(args.pretrained_dir).expanduser().resolve()))
-    return {k: v for k, v in out.items() if v is not None or k == "pretrained_dir"}
+    return out
 
 
 def preset_from_args(args: argparse.Namespace) -> Preset:

@@ -107,14 +107,14 @@ def get_preset(name: str) -> Preset:
 
 
 def apply_overrides(preset: Preset, overrides: dict[str, Any] | None) -> Preset:
-    """A copy of `preset` with fields replaced; None values mean 'not given' and are skipped."""
+    """A copy of `preset` with the fields of `overrides` replaced. The one rule for "not given": a field that
+    is not a key of `overrides` keeps the preset's value; a key's value is applied as it is (None included:
+    `pretrained_dir` None means from scratch)."""
     if not overrides:
         return preset
     fields = {f.name: f for f in dataclasses.fields(Preset)}
     clean: dict[str, Any] = {}
     for key, value in overrides.items():
-        if value is None and key != "pretrained_dir":   # None there means "from scratch"
-            continue
         if key not in fields or key == "name":
             valid = ", ".join(n for n in fields if n != "name")
             raise ValueError(f"unknown preset override {key!r}; valid fields: {valid}")
@@ -122,11 +122,6 @@ def apply_overrides(preset: Preset, overrides: dict[str, Any] | None) -> Preset:
     out = dataclasses.replace(preset, **clean)
     validate(out)
     return out
-
-
-def ablation_preset(preset: Preset) -> Preset:
-    """The preset the ablation grid runs with (its `ablation` overrides applied)."""
-    return apply_overrides(preset, dict(preset.ablation))
 
 
 def validate(p: Preset) -> None:

@@ -38,10 +38,6 @@ CORRUPTIONS: tuple[str, ...] = (
     "brightness", "contrast", "saturate", "jpeg_compression",
     "snow", "spatter", "fog", "frost",
 )
-CORRUPTION_GROUPS: dict[str, tuple[str, ...]] = {
-    "blur": CORRUPTIONS[0:4], "noise": CORRUPTIONS[4:8],
-    "digital": CORRUPTIONS[8:12], "weather": CORRUPTIONS[12:16],
-}
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 MIN_SIDE = 32  # the package refuses smaller images
 

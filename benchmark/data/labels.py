@@ -28,10 +28,10 @@ import numpy as np
 from benchmark.data.classes import IGNORE_INDEX, NUM_CLASSES
 
 DATASET_IDS: tuple[str, ...] = ("cityscapes", "bdd", "mapillary", "gtav", "synthia")
-# The name every result records for the label mapping (config["data"]["label_mapping"]), and what it means.
+# The name every result records for the label mapping (config["data"]["label_mapping"]): Cityscapes / GTAV
+# labelIds -> trainIds (cityscapesscripts); Mapillary v1.2 66 -> 19 and SYNTHIA (16 classes) as in RobustNet;
+# BDD100K train ids.
 LABEL_MAPPING = "robustnet"
-LABEL_MAPPING_DESCRIPTION = ("Cityscapes/GTAV labelIds->trainIds (cityscapesscripts); Mapillary v1.2 66->19 and "
-                             "SYNTHIA (16 classes) as in RobustNet; BDD100K train ids")
 
 
 class LabelValueError(ValueError):

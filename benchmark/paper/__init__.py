@@ -45,9 +45,6 @@ EFFICIENCY_CLAIM = ("Despite having nearly identical #Params, our method achieve
 EFFICIENCY_CLAIM_SOURCE = "MaskViM paper, Experiments / Efficiency (comparison with UperNet, Tab. 1)"
 
 # The paper's numbers follow mmsegmentation's mIoU (a class counts if in GT or prediction).
-PAPER_MIOU_CONVENTION = "miou"
-
-
 @functools.lru_cache(maxsize=None)
 def _read(table: int) -> pd.DataFrame:
     if table not in TABLE_FILES:
