@@ -14,7 +14,6 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -28,6 +27,7 @@ from benchmark.atomic import atomic_torch_save
 from benchmark.cli import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
 from benchmark.data.classes import NUM_CLASSES
 from benchmark.metrics import confusion_matrix
+from benchmark.spec import JobSpec
 
 CHECKPOINT_VERSION = 1
 
@@ -208,24 +208,6 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, iteratio
 
 # ----------------------------------------------------------------------------- training loop
 
-@dataclass
-class TrainSpec:
-    """What the loop needs from the resolved config (see benchmark.presets.resolve_config)."""
-    seed: int
-    iterations: int
-    batch_size: int
-    batch_per_device: int
-    lr: float
-    warmup_iters: int
-    warmup_ratio: float
-    poly_power: float
-    min_lr: float
-    checkpoint_interval: int
-    workers: int
-    config_hash: str
-    job_name: str
-
-
 def progress_enabled() -> bool:
     """A bar only on an interactive terminal (never in CI logs or redirected output)."""
     return sys.stderr.isatty() and not os.environ.get("CI")
@@ -254,19 +236,22 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             "name": [x.get("name", "") for x in items]}
 
 
-def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, spec: TrainSpec,
+def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, job: JobSpec,
                info: D.DistInfo, checkpoint_dir: Path, start_iteration: int = 0, train_seconds: float = 0.0,
                log: Callable[[str], None] = print) -> float:
-    """Train from `start_iteration` to `spec.iterations`; returns the total training seconds.
+    """Train `job` (its schedule, optimizer lr and runtime) from `start_iteration` to its last iteration;
+    returns the total training seconds.
 
     `model` is the (possibly DDP-wrapped) module on `info.device`. Every `checkpoint_interval`
     iterations rank 0 writes `checkpoint_dir/last.pt`. A non-finite loss on any rank stops every
     rank with NonFiniteLossError before the optimizer step, so `last.pt` stays the last good one.
     """
-    accum = spec.batch_size // (spec.batch_per_device * info.world_size)
-    sampler = TrainSampler(len(dataset), spec.seed, spec.batch_size, spec.batch_per_device, info.world_size,
-                           info.rank, start_iteration, spec.iterations)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=spec.workers,
+    sched, rt = job.schedule, job.runtime
+    iterations, name, config_hash = sched.iterations, job.id, job.hash
+    accum = sched.batch_size // (rt.batch_per_device * info.world_size)
+    sampler = TrainSampler(len(dataset), job.seed, sched.batch_size, rt.batch_per_device, info.world_size,
+                           info.rank, start_iteration, iterations)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=rt.workers,
                         collate_fn=_collate, pin_memory=info.device.type == "cuda")
     batches = iter(loader)
     core = D.unwrap(model)
@@ -274,12 +259,12 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
     bar = None
     if info.is_main and progress_enabled():
         from tqdm import tqdm
-        bar = tqdm(total=spec.iterations, initial=start_iteration, desc=spec.job_name, dynamic_ncols=True)
+        bar = tqdm(total=iterations, initial=start_iteration, desc=name, dynamic_ncols=True)
     last_ckpt = checkpoint_dir / "last.pt"
     t0 = time.perf_counter()
-    for it in range(start_iteration, spec.iterations):
-        set_lr(optimizer, lr_at(it, spec.lr, spec.iterations, spec.warmup_iters, spec.warmup_ratio,
-                                spec.poly_power, spec.min_lr))
+    for it in range(start_iteration, iterations):
+        set_lr(optimizer, lr_at(it, job.optim.lr, iterations, sched.warmup_iters, sched.warmup_ratio,
+                                sched.poly_power, sched.min_lr))
         logged: dict[str, torch.Tensor] = {}           # this iteration's loss terms, on the device
         bad = torch.zeros((), device=info.device)      # micro-steps with a non-finite loss
         for micro in range(accum):
@@ -287,7 +272,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
             images = batch["image"].to(info.device, non_blocking=True)
             labels = batch["label"].to(info.device, non_blocking=True)
             # model randomness (drop path, Gumbel masks) as a function of (seed, iteration, rank, micro-step)
-            torch.manual_seed(derive_seed(_SALT_MODEL, spec.seed, it, info.rank, micro))
+            torch.manual_seed(derive_seed(_SALT_MODEL, job.seed, it, info.rank, micro))
             sync = micro == accum - 1 or not info.enabled
             with (contextlib.nullcontext() if sync else model.no_sync()):
                 with _autocast(info.device):
@@ -303,7 +288,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
         if flag.item() > 0:
             where = f"{last_ckpt} (kept)" if last_ckpt.exists() else "none written yet"
             raise NonFiniteLossError(
-                f"{spec.job_name}: loss became {float(logged['loss']):g} at iteration {it + 1} (in "
+                f"{name}: loss became {float(logged['loss']):g} at iteration {it + 1} (in "
                 f"{int(bad.item())} of {accum} micro-step(s) here, {int(flag.item())} in all ranks); stopped before "
                 f"the optimizer step. Last good checkpoint: {where}. Lower --lr or check the data.")
         optimizer.step()
@@ -311,7 +296,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
         done = it + 1
         if bar is not None:
             bar.update(1)
-        if done % max(1, spec.iterations // 10) == 0 or done == spec.iterations:
+        if done % max(1, iterations // 10) == 0 or done == iterations:
             # the loss terms reach the host only here: one all-reduce (mean over ranks) per log line
             names = list(logged)
             values = (D.all_reduce_sum(torch.stack([logged[k] for k in names]), info) / info.world_size).tolist()
@@ -319,12 +304,12 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
             if bar is not None:
                 bar.set_postfix_str(text)
             elif info.is_main:
-                log(f"[{spec.job_name}] iter {done}/{spec.iterations} {text}")
-        if done % spec.checkpoint_interval == 0 and done < spec.iterations:
+                log(f"[{name}] iter {done}/{iterations} {text}")
+        if done % rt.checkpoint_interval == 0 and done < iterations:
             elapsed = train_seconds + time.perf_counter() - t0
             if info.is_main:
                 save_checkpoint(last_ckpt, model=model, optimizer=optimizer, iteration=done,
-                                config_hash=spec.config_hash, train_seconds=elapsed)
+                                config_hash=config_hash, train_seconds=elapsed)
             D.barrier(info)
     if bar is not None:
         bar.close()

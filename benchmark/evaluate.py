@@ -65,7 +65,7 @@ def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: st
               data_root: str | os.PathLike | None = None) -> bool:
     """A result file for this cell exists and was made with this job's config and, given the data
     root, from the evaluation images that are there now (see eval_data_identity)."""
-    path = result_path(results_dir, job.model, job.size, job.variant, setting, target, job.seed)
+    path = result_path(results_dir, job.model.name, job.size, job.variant, setting, target, job.seed)
     if not path.exists():
         return False
     try:
@@ -100,12 +100,12 @@ def complexity(job: Job, model: torch.nn.Module, results_dir: str | os.PathLike)
     """(params, gmacs, gmacs_no_scan) of the job's model at its `complexity_input` (None: GMACs not
     measured), from benchmark.complexity's store under <results-dir>/complexity/."""
     params = sum(p.numel() for p in model.parameters())
-    hw = job.config.get("complexity_input")
+    hw = job.complexity_input
     if hw is None:
         return params, None, None
     # weights and the scan kernel do not change a count
-    switches = {k: v for k, v in job.config["model"]["switches"].items() if k not in ("pretrained", "scan_backend")}
-    c = cached_complexity(results_dir, job.model, job.size, hw, switches)
+    switches = {k: v for k, v in job.to_dict()["model"]["switches"].items() if k not in ("pretrained", "scan_backend")}
+    c = cached_complexity(results_dir, job.model.name, job.size, hw, switches)
     return params, c["gmacs"], c["gmacs_no_scan"]
 
 
@@ -115,7 +115,7 @@ def build_eval_dataset(job: Job, target: str, data_root: Path):
     from benchmark.data.datasets import build_dataset
 
     dataset_id, corruption, severity = parse_target(target)
-    kwargs: dict[str, Any] = {"train": False, "eval_short_side": job.config["eval"]["short_side"]}
+    kwargs: dict[str, Any] = {"train": False, "eval_short_side": job.eval.short_side}
     if corruption is not None:
         kwargs.update(corruption=corruption, severity=severity)
     return build_dataset(dataset_id, VAL_SPLIT[dataset_id], data_root, **kwargs)
@@ -129,11 +129,11 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
         return []
     model = trained.model.eval()
     params, gmacs, gmacs_no_scan = complexity(job, model, results_dir) if info.is_main else (0, None, None)
-    common = dict(model=job.model, size=job.size, variant=job.variant, source=job.source, seed=job.seed,
+    common = dict(model=job.model.name, size=job.size, variant=job.variant, source=job.source, seed=job.seed,
                   params=params, gmacs=gmacs, gmacs_no_scan=gmacs_no_scan, iterations=trained.iterations,
                   train_seconds=round(trained.train_seconds, 3),
                   scan_backend=scan_backend_used(model, info.device), device=device_name(info),
-                  git_commit=git_commit(), config=job.config, config_hash=job.hash)
+                  git_commit=git_commit(), config=job.to_dict(), config_hash=job.hash)
     written: list[Path] = []
     targets = list(dict.fromkeys(t for _, t in todo))
     libraries = library_versions()
@@ -143,8 +143,8 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
         identity = eval_data_identity(target, data_root)
         versions = {**libraries, **({CITYSCAPES_C_DATA: identity} if identity is not None else {})}
         dataset = build_eval_dataset(job, target, data_root)
-        cm = engine.evaluate_confusion(model, dataset, info, workers=job.config["runtime"]["workers"],
-                                       desc=f"{job.model} {job.source}->{target}")
+        cm = engine.evaluate_confusion(model, dataset, info, workers=job.runtime.workers,
+                                       desc=f"{job.model.name} {job.source}->{target}")
         seconds = time.perf_counter() - t0
         if not info.is_main:
             continue
@@ -165,8 +165,8 @@ def load_trained(job: Job, results_dir: str | os.PathLike, info: D.DistInfo) -> 
     path = jobs.final_checkpoint(results_dir, job.id)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found: train this job first (python -m benchmark.train --preset {job.config['preset']} "
-            f"--model {job.model} --source {job.source} --seed {job.seed} --variant {job.variant})")
+            f"{path} not found: train this job first (python -m benchmark.train --preset {job.preset} "
+            f"--model {job.model.name} --source {job.source} --seed {job.seed} --variant {job.variant})")
     ckpt = engine.load_checkpoint(path, expect_hash=job.hash)
     model = build_job_model(job)
     model.load_state_dict(ckpt["model"])

@@ -1,7 +1,7 @@
 """Training jobs and the results-dir layout: what a job is, its id, and where every file of a run lives.
 
-A ``Job`` is one training run (model, source, seed, variant) with its fully resolved config, whose hash
-and id name its checkpoints and result files. Torch-free: the reports read this module too.
+A job is one training run (model, source, seed, variant): a ``benchmark.spec.JobSpec``, whose hash and
+id name its checkpoints and result files. Torch-free: the reports read this module too.
 
     <results-dir>/runs/<cell>.json                 one result per cell (benchmark.results)
     <results-dir>/checkpoints/<job id>/last.pt     resumable; final.pt at the fixed last iteration
@@ -15,13 +15,13 @@ Defaults never depend on the cwd: a preset's relative path is taken from the rep
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark.data.synthetic import manifest_digest
-from benchmark.presets import Preset, config_hash, resolve_config
+from benchmark.presets import Preset
 from benchmark.settings import DATASET_IDS
+from benchmark.spec import JobSpec
 from benchmark.variants import get_variant, variant_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,26 +74,7 @@ def complexity_path(results_dir: str | os.PathLike, model: str, size: str, input
 
 # ----------------------------------------------------------------------------- jobs
 
-@dataclass(frozen=True)
-class Job:
-    """One training run; every result cell it feeds shares its config and hash."""
-    model: str
-    source: str
-    seed: int
-    variant: str
-    config: dict[str, Any]
-
-    @property
-    def hash(self) -> str:
-        return config_hash(self.config)
-
-    @property
-    def size(self) -> str:
-        return self.config["model"]["size"]
-
-    @property
-    def id(self) -> str:
-        return f"{self.model}-{self.size}__{self.variant}__{self.source}__seed{self.seed}__{self.hash}"
+Job = JobSpec   # what the harness passes around: the typed job spec (benchmark.spec)
 
 
 def variant_spec(variant: str, model: str | None) -> tuple[str, dict[str, Any]]:
@@ -107,14 +88,14 @@ def variant_spec(variant: str, model: str | None) -> tuple[str, dict[str, Any]]:
 
 
 def make_job(preset: Preset, *, model: str | None, source: str, seed: int, variant: str = "default",
-             world_size: int = 1, data_root: str | None = None) -> Job:
+             world_size: int = 1, data_root: str | None = None) -> JobSpec:
+    """The job spec of (model or a variant's model, source, seed) under `preset`, for `world_size` processes."""
     if source not in DATASET_IDS:
         raise ValueError(f"unknown source dataset {source!r}; valid ids: {', '.join(DATASET_IDS)}")
     model, switches = variant_spec(variant, model)
-    config = resolve_config(preset, model=model, source=source, seed=seed, variant=variant, switches=switches,
-                            world_size=world_size, data_root=data_root,
-                            data_digest=manifest_digest(default_path(data_root, preset.data_root)))
-    return Job(model=model, source=source, seed=seed, variant=variant, config=config)
+    return JobSpec.from_preset(preset, model=model, source=source, seed=seed, variant=variant, switches=switches,
+                               world_size=world_size, data_root=data_root,
+                               data_digest=manifest_digest(default_path(data_root, preset.data_root)))
 
 
 def check_data_root(root: Path, preset_name: str) -> Path:

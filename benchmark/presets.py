@@ -12,8 +12,6 @@ import dataclasses
 from typing import Any
 
 from benchmark import models
-from benchmark.data.labels import LABEL_MAPPING
-from benchmark.results import config_hash as _hash_dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,67 +157,3 @@ def pretrained_file(p: Preset, model: str, size: str) -> str | None:
         raise ValueError(f"no ImageNet checkpoint registered for {model} at size {size!r} "
                          f"(known: {', '.join(files) or 'none'}); pass --pretrained-dir none to train from scratch")
     return files[size]
-
-
-def resolve_config(preset: Preset, *, model: str, source: str, seed: int, variant: str = "default",
-                   switches: dict[str, Any] | None = None, world_size: int = 1,
-                   data_root: str | None = None, data_digest: str | None = None) -> dict[str, Any]:
-    """The fully resolved, JSON-able config of one training job (stored in every result it makes).
-
-    `data_digest`: the identity of generated (synthetic) data under the data root
-    (benchmark.data.synthetic.manifest_digest); it is hashed, the data root's path is not. Real
-    datasets have none, and their configs no such key."""
-    family = models.get_family(model)
-    family.check_size(preset.size)
-    validate(preset)
-    # the preset's crop (a mask grid) and scan backend go to the families that have those switches
-    accepted = family.default_switches(preset.size)
-    recipe = {"crop_size": list(preset.crop_size), "scan_backend": preset.scan_backend}
-    model_switches = {
-        **{k: v for k, v in recipe.items() if k in accepted},
-        **dict(preset.model_switches), **(switches or {}),
-    }
-    pretrained = pretrained_file(preset, model, preset.size)
-    if pretrained is not None:
-        model_switches["pretrained"] = pretrained   # the file name; its folder is runtime["pretrained_dir"]
-    accum = gradient_accumulation(preset.batch_size, preset.batch_per_device, world_size)
-    return {
-        "preset": preset.name,
-        "model": {"name": model, "size": preset.size, "switches": _jsonable(model_switches)},
-        "variant": variant,
-        "source": source,
-        "seed": seed,
-        "data": {"train_split": "train", "label_mapping": LABEL_MAPPING, "crop_size": list(preset.crop_size),
-                 "base_scale": list(preset.base_scale), "ratio_range": list(preset.ratio_range),
-                 **({"synthetic_manifest_sha256": data_digest} if data_digest else {})},
-        "optim": {"name": "AdamW", "lr": preset.lr, "betas": list(preset.betas),
-                  "weight_decay": preset.weight_decay, "no_decay": "norm layers and _no_weight_decay params",
-                  "mask_lr_mult": preset.mask_lr_mult},
-        "schedule": {"iterations": preset.iterations, "batch_size": preset.batch_size,
-                     "warmup": "linear", "warmup_iters": preset.warmup_iters,
-                     "warmup_ratio": preset.warmup_ratio, "policy": "poly",
-                     "poly_power": preset.poly_power, "min_lr": preset.min_lr,
-                     "final_checkpoint": "fixed iteration (never selected on a target)"},
-        "eval": {"short_side": preset.eval_short_side, "mode": "whole image, single scale",
-                 "resize_logits_to_label": True, "severities": list(preset.severities),
-                 "miou": "mmseg (class counted if in GT or prediction)"},
-        "complexity_input": list(preset.complexity_input) if preset.complexity_input else None,
-        "runtime": {"data_root": data_root if data_root is not None else preset.data_root,
-                    "workers": preset.workers, "checkpoint_interval": preset.checkpoint_interval,
-                    "world_size": world_size, "batch_per_device": preset.batch_per_device,
-                    "pretrained_dir": preset.pretrained_dir,
-                    "grad_accumulation": accum},
-    }
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Hash of everything that can change a number (the config without its 'runtime' part)."""
-    return _hash_dict({k: v for k, v in config.items() if k != "runtime"})
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v

@@ -84,7 +84,7 @@ def shard_jobs(grid: list[GridJob], shard: tuple[int, int] | None) -> list[GridJ
 def longest_first(grid: list[GridJob]) -> list[GridJob]:
     """Jobs by expected cost, largest first (each family registers the relative CPU cost of its training
     step; more cells = more evaluation), so parallel workers end close together."""
-    return sorted(grid, key=lambda gj: (-get_family(gj.job.model).step_cost, -len(gj.cells)))
+    return sorted(grid, key=lambda gj: (-get_family(gj.job.model.name).step_cost, -len(gj.cells)))
 
 
 @contextlib.contextmanager

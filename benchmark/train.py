@@ -29,24 +29,20 @@ from benchmark.settings import TRAIN_SPLIT
 
 # ----------------------------------------------------------------------------- inputs
 
-def build_train_dataset(config: dict[str, Any], data_root: Path):
+def build_train_dataset(job: Job, data_root: Path):
     from benchmark.data.datasets import build_dataset
 
-    d = config["data"]
-    return build_dataset(config["source"], TRAIN_SPLIT[config["source"]], data_root, train=True,
-                         crop_size=tuple(d["crop_size"]), base_scale=tuple(d["base_scale"]),
-                         ratio_range=tuple(d["ratio_range"]), seed=config["seed"])
+    d = job.data
+    return build_dataset(job.source, TRAIN_SPLIT[job.source], data_root, train=True, crop_size=d.crop_size,
+                         base_scale=d.base_scale, ratio_range=d.ratio_range, seed=job.seed)
 
 
 def build_job_model(job: Job) -> torch.nn.Module:
     """The job's model with seeded initialisation (identical on every rank and every resume)."""
-    switches = dict(job.config["model"]["switches"])
-    for key in ("crop_size", "mask_lambda", "mask_d_depths", "encoder_mask_stages", "mask_losses"):
-        if isinstance(switches.get(key), list):
-            switches[key] = tuple(switches[key])
+    switches = job.model.kwargs()
     if switches.get("pretrained"):
         # the config names the file (hashed); the folder is a runtime detail
-        path = default_path(job.config["runtime"].get("pretrained_dir"), "pretrained") / switches["pretrained"]
+        path = default_path(job.runtime.pretrained_dir, "pretrained") / switches["pretrained"]
         if not path.is_file():
             raise FileNotFoundError(
                 f"pretrained VMamba v0 weights {path} not found: download the official checkpoint "
@@ -54,7 +50,7 @@ def build_job_model(job: Job) -> torch.nn.Module:
                 f"or --pretrained-dir none to train from scratch")
         switches["pretrained"] = str(path)
     torch.manual_seed(engine.init_seed(job.seed))
-    return models.build_model(job.model, job.size, **switches)
+    return models.build_model(job.model.name, job.size, **switches)
 
 
 # ----------------------------------------------------------------------------- training
@@ -73,7 +69,7 @@ def train_job(job: Job, data_root: Path, results_dir: str | os.PathLike, info: D
     final = ckdir / "final.pt"
     last = ckdir / "last.pt"
     model = build_job_model(job)
-    iterations = job.config["schedule"]["iterations"]
+    iterations = job.schedule.iterations
     if final.exists():
         ckpt = engine.load_checkpoint(final, expect_hash=job.hash)
         model.load_state_dict(ckpt["model"])
@@ -81,12 +77,9 @@ def train_job(job: Job, data_root: Path, results_dir: str | os.PathLike, info: D
             last.unlink(missing_ok=True)   # left behind when a run died between writing final.pt and this
         return Trained(model.to(info.device).eval(), int(ckpt["iteration"]), float(ckpt["train_seconds"]))
 
-    o = job.config["optim"]
-    s = job.config["schedule"]
-    rt = job.config["runtime"]
+    o = job.optim
     ddp_model = D.prepare_model(model, info)
-    optimizer = engine.build_optimizer(D.unwrap(ddp_model), o["lr"], o["weight_decay"], o["betas"],
-                                       o["mask_lr_mult"])
+    optimizer = engine.build_optimizer(D.unwrap(ddp_model), o.lr, o.weight_decay, o.betas, o.mask_lr_mult)
     start, seconds = 0, 0.0
     if last.exists():
         ckpt = engine.load_checkpoint(last, expect_hash=job.hash)
@@ -98,13 +91,8 @@ def train_job(job: Job, data_root: Path, results_dir: str | os.PathLike, info: D
             log(f"[{job.id}] resuming from {last} at iteration {start}/{iterations}")
     elif info.is_main:
         log(f"[{job.id}] training {iterations} iterations")
-    dataset = build_train_dataset(job.config, data_root)
-    spec = engine.TrainSpec(
-        seed=job.seed, iterations=iterations, batch_size=s["batch_size"], batch_per_device=rt["batch_per_device"],
-        lr=o["lr"], warmup_iters=s["warmup_iters"], warmup_ratio=s["warmup_ratio"], poly_power=s["poly_power"],
-        min_lr=s["min_lr"], checkpoint_interval=rt["checkpoint_interval"], workers=rt["workers"],
-        config_hash=job.hash, job_name=job.id)
-    seconds = engine.train_loop(ddp_model, optimizer, dataset, spec, info, ckdir, start, seconds, log=log)
+    dataset = build_train_dataset(job, data_root)
+    seconds = engine.train_loop(ddp_model, optimizer, dataset, job, info, ckdir, start, seconds, log=log)
     D.sync_buffers(ddp_model, info)
     if info.is_main:
         engine.save_checkpoint(final, model=ddp_model, iteration=iterations, config_hash=job.hash,

@@ -25,7 +25,7 @@ def _rank_main(rank: int, world: int, port: int, data_root: str, results_dir: st
                                                       "checkpoint_interval": 2, "warmup_iters": 1})
         job = make_job(preset, model="maskvim", source="gtav", seed=0, world_size=world, data_root=data_root)
         trained = train_job(job, Path(data_root), results_dir, info, log=lambda s: None)
-        torch.save({"state": trained.model.state_dict(), "config": job.config,
+        torch.save({"state": trained.model.state_dict(), "config": job.to_dict(),
                     "is_sync": any("SyncBatchNorm" in type(m).__name__ for m in trained.model.modules())},
                    Path(out_dir) / f"rank{rank}.pt")
     finally:

@@ -67,11 +67,16 @@ class ToyData(torch.utils.data.Dataset):
         return {"image": image + 0.1 * noise, "label": label, "name": f"img{index % self.n}"}
 
 
-def spec(**kw) -> engine.TrainSpec:
-    base = dict(seed=3, iterations=6, batch_size=2, batch_per_device=2, lr=1e-2, warmup_iters=2, warmup_ratio=1e-6,
-                poly_power=1.0, min_lr=0.0, checkpoint_interval=2, workers=0, config_hash="toyhash", job_name="toy")
+def spec(**kw):
+    """A test-preset job spec (seed 3) with the preset fields the loop reads overridden by `kw`."""
+    from benchmark.presets import apply_overrides, get_preset
+    from benchmark.spec import JobSpec
+
+    base = dict(iterations=6, batch_size=2, batch_per_device=2, lr=1e-2, warmup_iters=2, warmup_ratio=1e-6,
+                poly_power=1.0, min_lr=0.0, checkpoint_interval=2, workers=0)
     base.update(kw)
-    return engine.TrainSpec(**base)
+    return JobSpec.from_preset(apply_overrides(get_preset("test"), base), model="maskvim", source="cityscapes",
+                               seed=3)
 
 
 def fresh(seed=0, **kw):
@@ -200,7 +205,7 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):   # dies while fetching iteration 5's batch
         engine.train_loop(model_b, opt_b, ToyData(crash_at_fetch=9), spec(), CPU, tmp_path / "b",
                           log=lambda s: None)
-    ckpt = engine.load_checkpoint(tmp_path / "b" / "last.pt", expect_hash="toyhash")
+    ckpt = engine.load_checkpoint(tmp_path / "b" / "last.pt", expect_hash=spec().hash)
     assert ckpt["iteration"] == 4
     model_c, opt_c = fresh(seed=123)            # a different process state before resuming
     model_c.load_state_dict(ckpt["model"])

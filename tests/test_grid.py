@@ -31,9 +31,9 @@ def test_plan_one_job_per_model_source_seed_with_every_cell_of_its_settings():
 
 def test_named_variants_bring_their_own_model():
     jobs = plan(get_preset("test"), ["maskvim"], ["gta"], [0], ["default", "linear_block_all"])
-    assert [(j.job.model, j.job.variant) for j in jobs] == [("maskvim", "default"),
+    assert [(j.job.model.name, j.job.variant) for j in jobs] == [("maskvim", "default"),
                                                              ("vmamba_linear", "linear_block_all")]
-    assert jobs[1].job.config["model"]["switches"]["encoder_mask_stages"] == [1, 2, 3, 4]
+    assert jobs[1].job.to_dict()["model"]["switches"]["encoder_mask_stages"] == [1, 2, 3, 4]
     assert jobs[0].job.hash != plan(get_preset("test"), ["maskvim"], ["gta"], [0], ["mask_form_paper"])[0].job.hash
 
 
@@ -132,7 +132,7 @@ def test_claimed_jobs_are_left_to_their_holder_and_free_again_when_it_lets_go(re
 def test_claiming_workers_take_the_longest_jobs_first():
     jobs = plan(get_preset("test"), ["vmamba_linear", "maskvim", "vmamba_upernet"], ["gta", "cityscapes-c"], [0],
                 ["default"])
-    order = [(gj.job.model, gj.job.source) for gj in longest_first(jobs)]
+    order = [(gj.job.model.name, gj.job.source) for gj in longest_first(jobs)]
     assert order == [("maskvim", "cityscapes"), ("maskvim", "gtav"), ("vmamba_upernet", "cityscapes"),
                      ("vmamba_upernet", "gtav"), ("vmamba_linear", "cityscapes"), ("vmamba_linear", "gtav")]
 
@@ -203,18 +203,20 @@ def test_regenerated_synthetic_data_makes_finished_cells_stale_but_a_moved_copy_
 
 
 def test_config_hash_ignores_runtime_details_but_not_the_recipe():
-    from benchmark.presets import apply_overrides, config_hash, resolve_config
+    from benchmark.presets import apply_overrides
+    from benchmark.spec import JobSpec
 
     paper = get_preset("paper")
-    one_gpu = resolve_config(paper, model="maskvim", source="gtav", seed=0, world_size=1, data_root="/a")
-    eight = resolve_config(apply_overrides(paper, {"workers": 8}), model="maskvim", source="gtav", seed=0,
-                           world_size=8, data_root="/b")
-    assert one_gpu["runtime"]["grad_accumulation"] == 8 and eight["runtime"]["grad_accumulation"] == 1
-    assert config_hash(one_gpu) == config_hash(eight)              # same global batch of 16: same run
-    other_lr = resolve_config(apply_overrides(paper, {"lr": 1e-4}), model="maskvim", source="gtav", seed=0)
-    assert config_hash(other_lr) != config_hash(one_gpu)
-    assert one_gpu["model"]["switches"]["pretrained"] == "vssmtiny_dp01_ckpt_epoch_292.pth"
+    one_gpu = JobSpec.from_preset(paper, model="maskvim", source="gtav", seed=0, world_size=1, data_root="/a")
+    eight = JobSpec.from_preset(apply_overrides(paper, {"workers": 8}), model="maskvim", source="gtav", seed=0,
+                                world_size=8, data_root="/b")
+    assert one_gpu.runtime.grad_accumulation == 8 and eight.runtime.grad_accumulation == 1
+    assert one_gpu.hash == eight.hash                              # same global batch of 16: same run
+    other_lr = JobSpec.from_preset(apply_overrides(paper, {"lr": 1e-4}), model="maskvim", source="gtav", seed=0)
+    assert other_lr.hash != one_gpu.hash
+    assert one_gpu.to_dict()["model"]["switches"]["pretrained"] == "vssmtiny_dp01_ckpt_epoch_292.pth"
+    assert JobSpec.from_dict(one_gpu.to_dict()) == one_gpu          # the stored config reads back exactly
     with pytest.raises(ValueError, match="not a multiple"):
-        resolve_config(paper, model="maskvim", source="gtav", seed=0, world_size=3)
+        JobSpec.from_preset(paper, model="maskvim", source="gtav", seed=0, world_size=3)
     with pytest.raises(ValueError, match="unknown preset override 'iters'"):
         apply_overrides(paper, {"iters": 5})
