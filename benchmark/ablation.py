@@ -16,32 +16,27 @@ seed (29 Cityscapes-trained for 34 table rows and figure points, 2 GTAV-trained 
 `--dry-run` lists them. On the smoke preset that leaves about 35 min / 31 = 68 s per job (training
 and its five evaluations) on 2 CPU cores: the preset's `ablation` override sets that budget.
 
-After training, the learned masks of each MaskViM default job are summarised into
+After training, `--figure 5` (and `--all`) summarises the learned masks of each MaskViM default job into
 <results-dir>/ablation/masks/<job id>.json (kept fraction per block at inference, and its spread
-over Gumbel samples drawn as in training), which Fig. 5 (b) and the mask overlays are drawn from.
+over Gumbel samples drawn as in training); Fig. 5 (b) and the mask overlays of benchmark.plots are
+drawn from these files (benchmark.masks reads them) and never from checkpoints.
 """
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmark import paper
+from benchmark import jobs, paper
 from benchmark.atomic import atomic_write_json
+from maskvim.sites import MaskSite
 from benchmark.variants import EXTRA_TABLE_ROWS, FIGURE_VARIANTS, distinct_cells
 
-ABLATION_SUBDIR = "ablation"
-MASKS_SUBDIR = "masks"
 FIGURES = (5, 6)
 MASK_SAMPLES = 64          # Gumbel samples per mask for the spread of the kept fraction
 MASK_SUMMARY_VERSION = 1
-
-
-def ablation_results_dir(results_dir: str | Path) -> Path:
-    return Path(results_dir) / ABLATION_SUBDIR
 
 
 def variants_for(tables: Iterable[int] = (), figures: Iterable[int] = ()) -> dict[str, list[str]]:
@@ -83,10 +78,9 @@ def run_ablation(preset: str, *, tables: Sequence[int] = (), figures: Sequence[i
     """Run the missing cells of the requested tables / figures; returns run_grid's outcome, merged."""
     from benchmark.presets import get_preset
     from benchmark.run import run_grid
-    from benchmark.train import default_path
 
     p = get_preset(preset)
-    out_dir = ablation_results_dir(default_path(results_dir, "results"))
+    out_dir = jobs.ablation_results_dir(jobs.results_dir_of(results_dir))
     cells = cells_for(tables, figures)
     outcome: dict[str, list[str]] = {"skipped": [], "ran": []}
     for call in grid_calls(cells):
@@ -102,17 +96,11 @@ def run_ablation(preset: str, *, tables: Sequence[int] = (), figures: Sequence[i
 
 
 # ------------------------------------------------------------------------------ mask summaries
-def _stage_of(where: str) -> tuple[str, int]:
-    m = re.match(r"(encoder)\.stage(\d+)|(decoder)\.lateral(\d+)", where)
-    if not m:
-        raise ValueError(f"unexpected token-mask location {where!r}")
-    return ("encoder", int(m.group(2))) if m.group(1) else ("decoder", int(m.group(4)))
-
-
 def summarize_masks(model, samples: int = MASK_SAMPLES, seed: int = 0) -> list[dict[str, Any]]:
-    """Per learned mask: location, grid, kept fraction at inference, the kept fraction of each of
-    `samples` Gumbel draws as training makes them, and the keep margin (keep logit minus drop logit)
-    on the mask's own token grid. The model resizes both logits bilinearly to the current grid, and
+    """Per learned mask: location (`where`, the string form of its MaskSite, with its `part` and
+    `stage`), grid [h, w], kept fraction at inference, the kept fraction of each of `samples` Gumbel
+    draws as training makes them, and the keep margin (keep logit minus drop logit, (h, w) nested
+    lists) on the mask's own token grid. The model resizes both logits bilinearly to the current grid, and
     a bilinear resize is linear, so resizing the margin and thresholding at 0 gives the mask eval
     applies at any resolution (what the overlays draw)."""
     import torch
@@ -120,25 +108,22 @@ def summarize_masks(model, samples: int = MASK_SAMPLES, seed: int = 0) -> list[d
     gen = torch.Generator().manual_seed(seed)
     out = []
     for where, tm in model.token_masks():
-        part, stage = _stage_of(where)
+        site = MaskSite.parse(where)
         h, w = tm.grid_size
         logits = tm.logits_at(h, w).detach().float().cpu()
         margin = (logits[:, 0] - logits[:, 1]).reshape(h, w)
         keep = tm.inference_mask(h, w).cpu()
         sampled = tm.sample_masks(h, w, samples, generator=gen).float().mean(dim=(1, 2)).cpu()
-        out.append({"where": where, "part": part, "stage": stage, "grid": [h, w],
+        out.append({"where": str(site), "part": site.part, "stage": site.stage, "grid": [h, w],
                     "inference_kept": float(keep.float().mean()),
                     "sample_kept": [round(float(x), 6) for x in sampled],
                     "keep_margin": [[round(float(x), 4) for x in row] for row in margin]})
     return out
 
 
-def mask_summary_path(results_dir: str | Path, job_id: str) -> Path:
-    return Path(results_dir) / MASKS_SUBDIR / f"{job_id}.json"
-
-
 def write_mask_summary(results_dir: str | Path, result) -> Path | None:
-    """Summarise the learned masks of the job behind `result` (a RunResult) from its final checkpoint.
+    """Summarise the learned masks of the job behind `result` (a RunResult) from its final checkpoint
+    under `results_dir` (the ablation folder) into masks/<job id>.json there; an existing summary is kept.
 
     Returns the summary's path, or None when that job has no checkpoint here (e.g. results copied
     without checkpoints) or its model has no masks.
@@ -146,14 +131,15 @@ def write_mask_summary(results_dir: str | Path, result) -> Path | None:
     import torch
 
     from benchmark import engine
-    from benchmark.train import Job, build_job_model, final_checkpoint
+    from benchmark.spec import JobSpec
+    from benchmark.train import build_job_model
 
-    job = Job(model=result.model, source=result.source, seed=result.seed, variant=result.variant,
-              config=result.config)
-    path = mask_summary_path(results_dir, job.id)
+    job = JobSpec.from_dict(result.config, where=f"config of the {result.model} {result.variant} {result.source} "
+                                                 f"seed {result.seed} result")
+    path = jobs.mask_summary_path(results_dir, job.id)
     if path.exists():
         return path
-    ckpt_path = final_checkpoint(results_dir, job)
+    ckpt_path = jobs.final_checkpoint(results_dir, job.id)
     if not ckpt_path.exists():
         return None
     ckpt = engine.load_checkpoint(ckpt_path, expect_hash=job.hash)
@@ -165,17 +151,18 @@ def write_mask_summary(results_dir: str | Path, result) -> Path | None:
     if not blocks:
         return None
     atomic_write_json(path, {
-        "version": MASK_SUMMARY_VERSION, "job_id": job.id, "model": job.model, "size": job.size,
+        "version": MASK_SUMMARY_VERSION, "job_id": job.id, "model": job.model.name, "size": job.size,
         "variant": job.variant, "source": job.source, "seed": job.seed, "config_hash": job.hash,
-        "mask_form": job.config["model"]["switches"].get("mask_form", "authors"),
-        "crop_size": job.config["data"]["crop_size"], "eval_short_side": job.config["eval"]["short_side"],
-        "data_root": job.config.get("runtime", {}).get("data_root"), "iteration": int(ckpt["iteration"]),
+        "mask_form": job.model.switches.get("mask_form", "authors"),
+        "crop_size": list(job.data.crop_size), "eval_short_side": job.eval.short_side,
+        "data_root": job.runtime.data_root, "iteration": int(ckpt["iteration"]),
         "samples": MASK_SAMPLES, "blocks": blocks})
     return path
 
 
 def write_mask_summaries(results_dir: str | Path, *, variant: str = "default", log=print) -> list[Path]:
-    """Mask summaries of every MaskViM job of `variant` in the ablation setting found under results_dir."""
+    """Mask summaries of every MaskViM job of `variant` found under results_dir (the ablation folder);
+    returns the paths of those written or already there (jobs without a final checkpoint are logged)."""
     from benchmark.results import load_results
 
     seen: set[tuple[str, int, str]] = set()
@@ -192,19 +179,6 @@ def write_mask_summaries(results_dir: str | Path, *, variant: str = "default", l
             log(f"[ablation] no final checkpoint for {r.model} {r.variant} {r.source} seed {r.seed} "
                 f"under {results_dir}: no mask summary")
     return written
-
-
-def load_mask_summaries(results_dir: str | Path) -> list[dict[str, Any]]:
-    import json
-
-    folder = Path(results_dir) / MASKS_SUBDIR
-    out = []
-    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            out.append(json.loads(p.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: not valid JSON ({e}); delete it to recompute") from e
-    return out
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -99,7 +99,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job_from_args(args: argparse.Namespace):
-    """(preset, distributed info, data root, results dir, Job) from the flags of `add_job_arguments`."""
+    """(preset, distributed info, data root, results dir, JobSpec) from the flags of `add_job_arguments`."""
     from benchmark import distributed as D   # torch: only the training / evaluation CLIs call this
 
     preset = preset_from_args(args)

@@ -29,7 +29,7 @@ from benchmark.results import RunResult, git_commit, library_versions, read_resu
 from benchmark.settings import SETTINGS, VAL_SPLIT, get_setting, parse_target, targets_for
 from benchmark import jobs
 from benchmark.cli import add_job_arguments, guarded, job_from_args
-from benchmark.jobs import Job
+from benchmark.spec import JobSpec
 from benchmark.train import Trained, build_job_model
 
 # ----------------------------------------------------------------------------- which cells a job feeds
@@ -61,7 +61,7 @@ def eval_data_identity(target: str, data_root: str | os.PathLike) -> str | None:
     return subset_identity(data_root, corruption, severity)
 
 
-def cell_done(results_dir: str | os.PathLike, job: Job, setting: str, target: str,
+def cell_done(results_dir: str | os.PathLike, job: JobSpec, setting: str, target: str,
               data_root: str | os.PathLike | None = None) -> bool:
     """A result file for this cell exists and was made with this job's config and, given the data
     root, from the evaluation images that are there now (see eval_data_identity)."""
@@ -96,7 +96,7 @@ def scan_backend_used(model: torch.nn.Module, device: torch.device) -> str:
     return resolve_backend(model.scan_backend, device)
 
 
-def complexity(job: Job, model: torch.nn.Module, results_dir: str | os.PathLike) -> tuple[int, float | None, float | None]:
+def complexity(job: JobSpec, model: torch.nn.Module, results_dir: str | os.PathLike) -> tuple[int, float | None, float | None]:
     """(params, gmacs, gmacs_no_scan) of the job's model at its `complexity_input` (None: GMACs not
     measured), from benchmark.complexity's store under <results-dir>/complexity/."""
     params = sum(p.numel() for p in model.parameters())
@@ -111,7 +111,7 @@ def complexity(job: Job, model: torch.nn.Module, results_dir: str | os.PathLike)
 
 # ----------------------------------------------------------------------------- evaluation
 
-def build_eval_dataset(job: Job, target: str, data_root: Path):
+def build_eval_dataset(job: JobSpec, target: str, data_root: Path):
     from benchmark.data.datasets import build_dataset
 
     dataset_id, corruption, severity = parse_target(target)
@@ -121,7 +121,7 @@ def build_eval_dataset(job: Job, target: str, data_root: Path):
     return build_dataset(dataset_id, VAL_SPLIT[dataset_id], data_root, **kwargs)
 
 
-def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], data_root: Path,
+def evaluate_cells(job: JobSpec, trained: Trained, cells: list[tuple[str, str]], data_root: Path,
                    results_dir: str | os.PathLike, info: D.DistInfo, log=print) -> list[Path]:
     """Evaluate every distinct target of `cells` once and write one result file per cell."""
     todo = [(s, t) for s, t in cells if not cell_done(results_dir, job, s, t, data_root)]
@@ -160,7 +160,7 @@ def evaluate_cells(job: Job, trained: Trained, cells: list[tuple[str, str]], dat
     return written
 
 
-def load_trained(job: Job, results_dir: str | os.PathLike, info: D.DistInfo) -> Trained:
+def load_trained(job: JobSpec, results_dir: str | os.PathLike, info: D.DistInfo) -> Trained:
     """The job's fixed-iteration final checkpoint (an error says how to train it when missing)."""
     path = jobs.final_checkpoint(results_dir, job.id)
     if not path.exists():

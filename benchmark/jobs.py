@@ -74,9 +74,6 @@ def complexity_path(results_dir: str | os.PathLike, model: str, size: str, input
 
 # ----------------------------------------------------------------------------- jobs
 
-Job = JobSpec   # what the harness passes around: the typed job spec (benchmark.spec)
-
-
 def variant_spec(variant: str, model: str | None) -> tuple[str, dict[str, Any]]:
     """(model, build_model switches) of a variant name; 'default' is the model with the paper's defaults."""
     if variant == "default":

@@ -9,12 +9,15 @@ Made when the results support them (the rest are listed as skipped, with the rea
   numbers in its text; its two printed values at lambda 0.5 (53.0 default row, 44.4 Tab. 7 uniform
   row) are marked for reference.
 - `fig5b`: kept fraction per encoder stage of MaskViM's learned masks (inference mask), with its
-  spread over Gumbel samples drawn as in training (from the mask summaries benchmark.ablation
-  writes from the final checkpoint).
+  spread over Gumbel samples drawn as in training.
 - `fig6a` / `fig6b`: with vs without mask, Cityscapes- and GTAV-to-others.
-- `mask_overlay`: the learned per-stage encoder masks over a few evaluation images.
+- `mask_overlay`: the learned per-stage encoder masks over a few of the source's val images.
 Ours are mean ± std over seeds (error bars). Main-grid results come from <results-dir>/runs, the
-ablation's from <results-dir>/ablation/runs.
+ablation's from <results-dir>/ablation/runs, the masks from the summaries in <results-dir>/ablation/masks
+that `python -m benchmark.ablation --figure 5` writes from the final checkpoints.
+
+Reads files only: no torch, no model code, no training or evaluation modules are imported
+(tests/test_report_imports.py checks it).
 """
 from __future__ import annotations
 
@@ -32,16 +35,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark import paper  # noqa: E402
-from benchmark.ablation import (ablation_results_dir, load_mask_summaries,  # noqa: E402
-                                write_mask_summaries)
+from benchmark import models, paper  # noqa: E402
 from benchmark.atomic import atomic_path  # noqa: E402
+from benchmark.data.layouts import LayoutError, list_samples, read_image  # noqa: E402
+from benchmark.data.transforms import resize_short_side  # noqa: E402
+from benchmark.jobs import ablation_results_dir  # noqa: E402
+from benchmark.masks import load_mask_summaries  # noqa: E402
 from benchmark.results import RunResult, load_results  # noqa: E402
-from benchmark.table import MODEL_NAMES, SETTING_SOURCE, TARGET_NAMES  # noqa: E402
+from benchmark.table import SETTING_SOURCE, TARGET_NAMES  # noqa: E402
 from benchmark.variants import FIGURE_VARIANTS, cell_of, get_variant  # noqa: E402
 
 FORMATS = ("png", "pdf")
-MODEL_COLORS = {"maskvim": "#c0392b", "vmamba_upernet": "#2471a3", "vmamba_linear": "#7d8c8d"}
+MASKVIM_COLOR = models.model_color("maskvim")
+MASK_SUMMARY_HINT = "run `python -m benchmark.ablation --figure 5`, which writes them from the final checkpoints"
 PAPER_COLORS = {"MaskViM": "#f1948a", "HGFormer": "#85c1e9"}
 
 
@@ -101,15 +107,15 @@ def _by_model(results: Sequence[RunResult], setting: str, variant: str = "defaul
     for r in results:
         if r.setting == setting and r.variant == variant:
             out[r.model].append(r)
-    return {m: out[m] for m in sorted(out, key=lambda m: list(MODEL_NAMES).index(m) if m in MODEL_NAMES else 9)}
+    return {m: out[m] for m in sorted(out, key=models.model_order)}
 
 
 # ----------------------------------------------------------------------------------- figures
 def fig_cityscapes_c(results: Sequence[RunResult], severity: int = 5):
     corruptions = paper.target_columns(2)
-    models = _by_model(results, "cityscapes-c")
+    by_model = _by_model(results, "cityscapes-c")
     targets = [f"cityscapes_c/{c}/{severity}" for c in corruptions]
-    if not any(r.target in targets for rs in models.values() for r in rs):
+    if not any(r.target in targets for rs in by_model.values() for r in rs):
         raise Skip(f"no Cityscapes-C results at severity {severity} in runs/")
     groups = [TARGET_NAMES[c] for c in corruptions] + ["Average"]
     series = []
@@ -120,10 +126,10 @@ def fig_cityscapes_c(results: Sequence[RunResult], severity: int = 5):
                        [(float(row[c]), 0.0) for c in corruptions] + [(float(row["average"]), 0.0)],
                        {"color": PAPER_COLORS[method], "hatch": "//", "edgecolor": "white"}))
     used = []
-    for model, rs in models.items():
+    for model, rs in by_model.items():
         vals = [_mean_std(_seed_values(rs, t)) for t in targets] + [_mean_std(_seed_averages(rs, targets))]
-        series.append((f"{MODEL_NAMES.get(model, model)} ({rs[0].size}, ours)", vals,
-                       {"color": MODEL_COLORS.get(model, "black")}))
+        series.append((f"{models.display_name(model)} ({rs[0].size}, ours)", vals,
+                       {"color": models.model_color(model)}))
         used += rs
     fig, ax = plt.subplots(figsize=(13, 4.2))
     _grouped_bars(ax, groups, series)
@@ -135,8 +141,8 @@ def fig_setting(results: Sequence[RunResult], setting: str):
     table_no = paper.SETTING_TABLES[setting]
     targets = paper.target_columns(table_no)
     source = SETTING_SOURCE[setting]
-    models = _by_model(results, setting)
-    if not models:
+    by_model = _by_model(results, setting)
+    if not by_model:
         raise Skip(f"no {setting} results in runs/")
     groups = [TARGET_NAMES[t] for t in targets] + ["Average", f"In-domain\n({TARGET_NAMES[source]})"]
     p = paper.load_paper_table(table_no)
@@ -145,11 +151,11 @@ def fig_setting(results: Sequence[RunResult], setting: str):
                                                                              (math.nan, 0.0)],
                {"color": PAPER_COLORS["MaskViM"], "hatch": "//", "edgecolor": "white"})]
     used = []
-    for model, rs in models.items():
+    for model, rs in by_model.items():
         vals = ([_mean_std(_seed_values(rs, t)) for t in targets] + [_mean_std(_seed_averages(rs, targets))]
                 + [_mean_std(_seed_values(rs, source))])
-        series.append((f"{MODEL_NAMES.get(model, model)} ({rs[0].size}, ours)", vals,
-                       {"color": MODEL_COLORS.get(model, "black")}))
+        series.append((f"{models.display_name(model)} ({rs[0].size}, ours)", vals,
+                       {"color": models.model_color(model)}))
         used += rs
     fig, ax = plt.subplots(figsize=(8, 4))
     _grouped_bars(ax, groups, series)
@@ -173,7 +179,7 @@ def fig5a(ablation: Sequence[RunResult]):
         raise Skip("fewer than two uniform-lambda cells in ablation/runs/ (run `benchmark.ablation --figure 5`)")
     fig, ax = plt.subplots(figsize=(5.5, 4))
     lam, mean, std = (np.array([p[i] for p in points]) for i in range(3))
-    ax.errorbar(lam, mean, yerr=std, marker="o", color=MODEL_COLORS["maskvim"], capsize=3, label="MaskViM (ours)")
+    ax.errorbar(lam, mean, yerr=std, marker="o", color=MASKVIM_COLOR, capsize=3, label="MaskViM (ours)")
     t7 = paper.load_paper_table(7).set_index("variant")
     ax.scatter([0.5], [t7.loc["default", "average"]], marker="*", s=120, color="black",
                label=f"paper λ=0.5, default row ({t7.loc['default', 'average']:.1f})")
@@ -204,25 +210,20 @@ def _encoder_stage_fractions(summaries: Sequence[dict]) -> dict[int, tuple[list[
     return dict(sorted(out.items()))
 
 
-def _default_summaries(ablation_dir: Path, log) -> list[dict]:
-    summaries = [s for s in load_mask_summaries(ablation_dir)
-                 if s["variant"] == "default" and s["source"] == SETTING_SOURCE[paper.ABLATION_SETTING]]
-    if not summaries and (ablation_dir / "runs").is_dir():
-        write_mask_summaries(ablation_dir, log=log)   # from final checkpoints, when present
-        summaries = [s for s in load_mask_summaries(ablation_dir)
-                     if s["variant"] == "default" and s["source"] == SETTING_SOURCE[paper.ABLATION_SETTING]]
-    return summaries
+def _default_summaries(ablation_dir: Path) -> list[dict]:
+    """The mask summaries under ablation_dir of default jobs trained on the ablation setting's source."""
+    return [s for s in load_mask_summaries(ablation_dir)
+            if s["variant"] == "default" and s["source"] == SETTING_SOURCE[paper.ABLATION_SETTING]]
 
 
 def fig5b(summaries: Sequence[dict]):
     stages = _encoder_stage_fractions(summaries)
     if not stages:
-        raise Skip("no mask summary of a MaskViM default job in ablation/masks/ (needs its final checkpoint; "
-                   "run `benchmark.ablation --figure 5`)")
+        raise Skip(f"no mask summary of a MaskViM default job in ablation/masks/ ({MASK_SUMMARY_HINT})")
     fig, ax = plt.subplots(figsize=(5, 4))
     x = np.arange(len(stages))
     inf = [statistics.fmean(v[0]) for v in stages.values()]
-    ax.bar(x, inf, 0.5, color=MODEL_COLORS["maskvim"], alpha=0.8, label="inference mask (argmax)")
+    ax.bar(x, inf, 0.5, color=MASKVIM_COLOR, alpha=0.8, label="inference mask (argmax)")
     parts = ax.violinplot([v[1] for v in stages.values()], positions=x, widths=0.35, showmeans=True)
     for body in parts["bodies"]:
         body.set_facecolor("#333333")
@@ -245,7 +246,7 @@ def fig6(ablation: Sequence[RunResult], setting: str):
     targets = paper.target_columns(table_no)
     series, used = [], []
     for name, label, color in (("without_mask", "without mask", "#7d8c8d"),
-                               ("default", "with mask (MaskViM)", MODEL_COLORS["maskvim"])):
+                               ("default", "with mask (MaskViM)", MASKVIM_COLOR)):
         model, cell = cell_of(name)
         rs = [r for r in ablation if r.setting == setting and r.model == model and r.variant == cell]
         if not rs:
@@ -261,35 +262,53 @@ def fig6(ablation: Sequence[RunResult], setting: str):
     return fig
 
 
+def resize_bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w) float grid -> float64 (height, width), bilinear with half-pixel centres: the values of
+    torch.nn.functional.interpolate(mode="bilinear", align_corners=False), which the model uses to
+    resize its mask logits to a token grid (no antialiasing when shrinking, edges clamped)."""
+    grid = np.asarray(grid, dtype=np.float64)
+
+    def taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+        lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        return lo, np.minimum(lo + 1, n_in - 1), src - lo
+
+    y0, y1, fy = taps(grid.shape[0], height)
+    x0, x1, fx = taps(grid.shape[1], width)
+    rows = grid[y0] * (1.0 - fy)[:, None] + grid[y1] * fy[:, None]
+    return rows[:, x0] * (1.0 - fx) + rows[:, x1] * fx
+
+
+def _eval_images(source: str, root: Path, short_side: int, count: int) -> list[np.ndarray]:
+    """Up to `count` val images of `source`, evenly spaced over the split, as RGB uint8 (H, W, 3) resized
+    to `short_side` as evaluation resizes them (benchmark.data.transforms.resize_short_side)."""
+    try:
+        samples = list_samples(root, source, "val")
+    except LayoutError as e:
+        raise Skip(f"no {source} val images under {root}: {e}") from None
+    count = min(count, len(samples))
+    step = max(1, len(samples) // count)
+    return [resize_short_side(read_image(samples[i * step].image), short_side) for i in range(count)]
+
+
 def fig_mask_overlay(summaries: Sequence[dict], data_root: Path | None, n_images: int = 3):
     if not summaries:
-        raise Skip("no mask summary of a MaskViM default job in ablation/masks/")
+        raise Skip(f"no mask summary of a MaskViM default job in ablation/masks/ ({MASK_SUMMARY_HINT})")
     s = summaries[0]
     root = data_root or _data_root_of(s)
     if root is None or not Path(root).is_dir():
         raise Skip(f"evaluation images not found (data root {root!r}); pass --data-root")
-    import torch
-    import torch.nn.functional as F
-
-    from benchmark.data.datasets import build_dataset
-    from benchmark.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    short = int(s.get("eval_short_side") or min(s["crop_size"]))
-    ds = build_dataset(s["source"], "val", root, train=False, eval_short_side=short)
-    if len(ds) == 0:
-        raise Skip(f"no {s['source']} val images under {root}")
     stages: dict[int, list[dict]] = defaultdict(list)
     for b in s["blocks"]:
         if b["part"] == "encoder":
             stages[b["stage"]].append(b)
     if not stages:
         raise Skip("the summarised model has no encoder masks")
-    count = min(n_images, len(ds))
+    short = int(s.get("eval_short_side") or min(s["crop_size"]))
+    images = _eval_images(s["source"], Path(root), short, n_images)
+    count = len(images)
     fig, axes = plt.subplots(count, len(stages) + 1, figsize=(3.2 * (len(stages) + 1), 1.9 * count), squeeze=False)
-    for i in range(count):
-        item = ds[i * max(1, len(ds) // count)]
-        img = item["image"].numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
-        img = np.clip(img, 0, 255).astype(np.uint8)
+    for i, img in enumerate(images):
         h, w = img.shape[:2]
         axes[i][0].imshow(img)
         axes[i][0].set_title("image" if i == 0 else "", fontsize=8)
@@ -297,11 +316,8 @@ def fig_mask_overlay(summaries: Sequence[dict], data_root: Path | None, n_images
             stride = 4 * 2 ** (stage - 1)
             gh, gw = max(1, h // stride), max(1, w // stride)
             # the eval mask on this image's token grid: resized margin > 0 (see benchmark.ablation)
-            kept = []
-            for b in blocks:
-                margin = torch.tensor(b["keep_margin"], dtype=torch.float32)[None, None]
-                kept.append((F.interpolate(margin, size=(gh, gw), mode="bilinear", align_corners=False)[0, 0] > 0)
-                            .float().numpy())
+            kept = [(resize_bilinear(np.asarray(b["keep_margin"], dtype=np.float32), gh, gw) > 0).astype(float)
+                    for b in blocks]
             dropped = 1.0 - np.mean(kept, axis=0)            # fraction of the stage's blocks dropping the token
             up = np.kron(dropped, np.ones((stride, stride)))[:h, :w]
             up = np.pad(up, ((0, h - up.shape[0]), (0, w - up.shape[1])), mode="edge")
@@ -337,8 +353,7 @@ def save_figure(fig, out_dir: Path, name: str, formats: Sequence[str] = FORMATS)
 
 
 def make_plots(results_dir: str | Path, out_dir: str | Path | None = None, *, data_root: str | Path | None = None,
-               severity: int = 5, formats: Sequence[str] = FORMATS, log: Callable[[str], Any] = print
-               ) -> dict[str, list[Path] | str]:
+               severity: int = 5, formats: Sequence[str] = FORMATS) -> dict[str, list[Path] | str]:
     """Every figure the results support: name -> written files, or the reason it was skipped."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir else results_dir / "plots"
@@ -350,7 +365,7 @@ def make_plots(results_dir: str | Path, out_dir: str | Path | None = None, *, da
     def masks() -> list[dict]:
         nonlocal summaries
         if summaries is None:
-            summaries = _default_summaries(ablation_dir, log)
+            summaries = _default_summaries(ablation_dir)
         return summaries
 
     figures: list[tuple[str, Callable[[], Any]]] = [

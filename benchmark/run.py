@@ -31,7 +31,8 @@ from benchmark import distributed as D
 from benchmark import jobs
 from benchmark.cli import add_preset_arguments, guarded, overrides_from_args
 from benchmark.evaluate import cell_done, cells_for_source, evaluate_cells
-from benchmark.jobs import Job, check_data_root, default_path, make_job
+from benchmark.jobs import check_data_root, default_path, make_job
+from benchmark.spec import JobSpec
 from benchmark.models import get_family, list_models
 from benchmark.presets import Preset, apply_overrides, get_preset
 from benchmark.settings import SETTINGS, get_setting
@@ -40,7 +41,7 @@ from benchmark.train import train_job
 
 @dataclass(frozen=True)
 class GridJob:
-    job: Job
+    job: JobSpec
     cells: tuple[tuple[str, str], ...]   # (setting, target)
 
 

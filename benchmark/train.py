@@ -23,13 +23,14 @@ import torch
 from benchmark import distributed as D
 from benchmark import engine, jobs, models
 from benchmark.cli import add_job_arguments, guarded, job_from_args
-from benchmark.jobs import Job, default_path
+from benchmark.jobs import default_path
+from benchmark.spec import JobSpec
 from benchmark.settings import TRAIN_SPLIT
 
 
 # ----------------------------------------------------------------------------- inputs
 
-def build_train_dataset(job: Job, data_root: Path):
+def build_train_dataset(job: JobSpec, data_root: Path):
     from benchmark.data.datasets import build_dataset
 
     d = job.data
@@ -37,7 +38,7 @@ def build_train_dataset(job: Job, data_root: Path):
                          base_scale=d.base_scale, ratio_range=d.ratio_range, seed=job.seed)
 
 
-def build_job_model(job: Job) -> torch.nn.Module:
+def build_job_model(job: JobSpec) -> torch.nn.Module:
     """The job's model with seeded initialisation (identical on every rank and every resume)."""
     switches = job.model.kwargs()
     if switches.get("pretrained"):
@@ -62,7 +63,7 @@ class Trained:
     train_seconds: float
 
 
-def train_job(job: Job, data_root: Path, results_dir: str | os.PathLike, info: D.DistInfo,
+def train_job(job: JobSpec, data_root: Path, results_dir: str | os.PathLike, info: D.DistInfo,
               log=print) -> Trained:
     """Train `job` to its final iteration, resuming from its checkpoint; a no-op once `final.pt` exists."""
     ckdir = jobs.checkpoint_dir(results_dir, job.id)

@@ -34,6 +34,7 @@ from torch import nn
 from maskvim.blocks import MVSSBlock, VSSBlock, linspace
 from maskvim.encoder import init_linear_layernorm
 from maskvim.mask import TokenMask
+from maskvim.sites import MaskSite
 
 DECODER_VARIANTS = ("mask_d", "no_mask", "vss")
 POOL_SCALES = (1, 2, 3, 6)
@@ -149,7 +150,7 @@ class UperHead(nn.Module):
         for i, lateral in enumerate(self.lateral_convs):
             y, lat_masks = lateral(feats[i])
             laterals.append(y)
-            masks += [(f"decoder.lateral{i + 1}.block{j}", m) for j, m in lat_masks]
+            masks += [(str(MaskSite("decoder", i + 1, j)), m) for j, m in lat_masks]
         top = feats[-1]
         laterals.append(self.bottleneck(torch.cat([top, *self.psp_modules(top)], dim=1)))
         for i in range(len(laterals) - 1, 0, -1):  # top-down path
@@ -159,7 +160,7 @@ class UperHead(nn.Module):
         return self.cls(self.fpn_bottleneck(torch.cat(outs, dim=1))), masks
 
     def token_masks(self) -> list[tuple[str, TokenMask]]:
-        return [(f"decoder.lateral{i + 1}.block{j}", tm)
+        return [(str(MaskSite("decoder", i + 1, j)), tm)
                 for i, lateral in enumerate(self.lateral_convs) for j, tm in lateral.token_masks()]
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from maskvim.blocks import MVSSBlock, VSSBlock, linspace
 from maskvim.mask import TokenMask
+from maskvim.sites import MaskSite
 
 PATCH_SIZE = 4
 
@@ -110,7 +111,7 @@ class VMambaEncoder(nn.Module):
             for j, blk in enumerate(layer.blocks):
                 if isinstance(blk, MVSSBlock):
                     x, m = blk(x)
-                    masks.append((f"encoder.stage{i + 1}.block{j}", m))
+                    masks.append((str(MaskSite("encoder", i + 1, j)), m))
                 else:
                     x = blk(x)
             feats.append(getattr(self, f"outnorm{i}")(x).permute(0, 3, 1, 2).contiguous())
@@ -119,7 +120,7 @@ class VMambaEncoder(nn.Module):
         return feats, masks
 
     def token_masks(self) -> list[tuple[str, TokenMask]]:
-        return [(f"encoder.stage{i + 1}.block{j}", blk.token_mask)
+        return [(str(MaskSite("encoder", i + 1, j)), blk.token_mask)
                 for i, layer in enumerate(self.layers) for j, blk in enumerate(layer.blocks)
                 if isinstance(blk, MVSSBlock) and blk.token_mask is not None]
 

@@ -31,6 +31,7 @@ from maskvim.decoder import FCNHead, mask_d_head
 from maskvim.encoder import VMambaEncoder
 from maskvim.losses import (IGNORE_INDEX, correct_prediction_map, mask_position_loss, mask_ratio_loss,
                             segmentation_ce, zero_term)
+from maskvim.sites import MaskSite
 from maskvim.ss2d import SS2D
 
 TOTAL_STRIDE = 32
@@ -53,7 +54,7 @@ class Segmentor(nn.Module):
         self.aux_weight = float(aux_weight)
         self.ignore_index = ignore_index
         # target kept fraction of every encoder mask, keyed by its `where`
-        self.mask_lambdas = {where: float(mask_lambdas[int(where.split(".")[1][len("stage"):])])
+        self.mask_lambdas = {where: float(mask_lambdas[MaskSite.parse(where).stage])
                              for where, _ in encoder.token_masks()}
         self._scan_backend = scan_backend
         self.config: dict = {}  # the resolved switches; set by maskvim.builder
