@@ -31,8 +31,9 @@ from typing import Any, Iterable, Sequence
 
 from benchmark import jobs, paper
 from benchmark.atomic import atomic_write_json
-from maskvim.sites import MaskSite
+from benchmark.cli import guarded
 from benchmark.variants import EXTRA_TABLE_ROWS, FIGURE_VARIANTS, distinct_cells
+from maskvim.sites import MaskSite
 
 FIGURES = (5, 6)
 MASK_SAMPLES = 64          # Gumbel samples per mask for the spread of the kept fraction
@@ -182,6 +183,7 @@ def write_mask_summaries(results_dir: str | Path, *, variant: str = "default", l
 
 
 # ------------------------------------------------------------------------------------------ CLI
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.ablation", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,27 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tables = list(paper.ABLATION_TABLES) if args.all else (args.table or [])
     figures = list(FIGURES) if args.all else (args.figure or [])
-    try:
-        if args.dry_run:
-            cells = cells_for(tables, figures)
-            total = 0
-            for setting, pairs in cells.items():
-                print(f"{setting}: {len(pairs)} trainings per seed")
-                for model, variant in pairs:
-                    print(f"  {model:15s} {variant}")
-                total += len(pairs)
-            print(f"total: {total} trainings x {len(set(args.seeds))} seed(s)")
-            return 0
-        run_ablation(args.preset, tables=tables, figures=figures, seeds=args.seeds, data_root=args.data_root,
-                     results_dir=args.results_dir, shard=args.shard, claim_jobs=args.claim_jobs)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:   # checkpoint / NaN errors of the harness carry their own clear message
-        if type(e).__name__ in ("CheckpointError", "NonFiniteLossError"):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+    if args.dry_run:
+        cells = cells_for(tables, figures)
+        total = 0
+        for setting, pairs in cells.items():
+            print(f"{setting}: {len(pairs)} trainings per seed")
+            for model, variant in pairs:
+                print(f"  {model:15s} {variant}")
+            total += len(pairs)
+        print(f"total: {total} trainings x {len(set(args.seeds))} seed(s)")
+        return 0
+    run_ablation(args.preset, tables=tables, figures=figures, seeds=args.seeds, data_root=args.data_root,
+                 results_dir=args.results_dir, shard=args.shard, claim_jobs=args.claim_jobs)
     return 0
 
 

@@ -39,7 +39,8 @@ from benchmark import models, paper  # noqa: E402
 from benchmark.atomic import atomic_path  # noqa: E402
 from benchmark.data.layouts import LayoutError, list_samples, read_image  # noqa: E402
 from benchmark.data.transforms import resize_short_side  # noqa: E402
-from benchmark.jobs import ablation_results_dir  # noqa: E402
+from benchmark.cli import guarded  # noqa: E402
+from benchmark.jobs import ablation_results_dir, results_dir_of  # noqa: E402
 from benchmark.masks import load_mask_summaries  # noqa: E402
 from benchmark.results import RunResult, load_results  # noqa: E402
 from benchmark.table import SETTING_SOURCE, TARGET_NAMES  # noqa: E402
@@ -388,22 +389,20 @@ def make_plots(results_dir: str | Path, out_dir: str | Path | None = None, *, da
     return report
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.plots", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results-dir", default="results", help="folder with runs/ and ablation/ (default results)")
+    ap.add_argument("--results-dir", default=None,
+                    help="folder with runs/ and ablation/ (default: results/ in the repository, as benchmark.run)")
     ap.add_argument("--out", default=None, help="output folder (default <results-dir>/plots)")
     ap.add_argument("--data-root", default=None,
                     help="data root for the mask overlays' images (default: the one the job was trained from)")
     ap.add_argument("--severity", type=int, default=5, help="Cityscapes-C severity (default 5)")
     ap.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
     args = ap.parse_args(argv)
-    try:
-        report = make_plots(args.results_dir, args.out, data_root=args.data_root, severity=args.severity,
-                            formats=args.formats)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    report = make_plots(results_dir_of(args.results_dir), args.out, data_root=args.data_root, severity=args.severity,
+                        formats=args.formats)
     for name, what in report.items():
         print(f"{name}: " + (", ".join(str(p) for p in what) if isinstance(what, list) else f"skipped: {what}"))
     return 0
