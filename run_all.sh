@@ -99,13 +99,9 @@ stamp "complexity: params / GMACs of every model at tiny size, 512x2048 (kept in
 python -m benchmark.complexity --size tiny --input 512 2048 --results-dir "$RESULTS_DIR" >/dev/null
 
 if [ "$ABLATIONS" = 1 ]; then
-  if python -c "import benchmark.ablation" 2>/dev/null; then
-    stamp "ablation grid"
-    run_parallel benchmark.ablation --all --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
-      --seeds "${SEEDS[@]}"
-  else
-    stamp "no benchmark.ablation module: ablation grid skipped"
-  fi
+  stamp "ablation grid"
+  run_parallel benchmark.ablation --all --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
+    --seeds "${SEEDS[@]}"
 fi
 
 # --- tables and plots ---------------------------------------------------------------------------
@@ -121,7 +117,7 @@ for what in "--setting cityscapes" "--setting mapillary" "--setting gta" "--sett
   done
   tables+=("$RESULTS_DIR/tables/$name.md")
 done
-if [ "$ABLATIONS" = 1 ] && python -c "import benchmark.ablation" 2>/dev/null; then
+if [ "$ABLATIONS" = 1 ]; then
   for t in 6 7 8; do
     for fmt in md csv latex; do
       ext=$fmt; [ "$fmt" = latex ] && ext=tex
@@ -130,12 +126,8 @@ if [ "$ABLATIONS" = 1 ] && python -c "import benchmark.ablation" 2>/dev/null; th
     done
   done
 fi
-if python -c "import benchmark.plots" 2>/dev/null; then
-  stamp "plots"
-  python -m benchmark.plots --results-dir "$RESULTS_DIR"
-else
-  stamp "no benchmark.plots module: plots skipped"
-fi
+stamp "plots"
+python -m benchmark.plots --results-dir "$RESULTS_DIR"
 
 end=$(date +%s)
 echo
