@@ -1,10 +1,10 @@
 """Presets `test`, `smoke`, `paper` (design §1, §3): one code path, three sizes of run.
 
 A preset is a small frozen dataclass; flags override single fields (`apply_overrides`), and
-`resolve_config` turns (preset, model, source, seed, variant) into the plain dict stored in every
-result file together with its `config_hash`. Fields that cannot change a number (worker count,
-checkpoint interval, data location, how the global batch is split over devices) live under the
-config's "runtime" key, which the hash leaves out, so a cell resumed on other hardware still matches.
+`benchmark.spec.JobSpec.from_preset` turns (preset, model, source, seed, variant) into the typed job whose
+`to_dict()` every result file stores with its hash. Fields that cannot change a number (worker count,
+checkpoint interval, data location, how the global batch is split over devices) go to the job's
+`runtime` section, which the hash leaves out, so a cell resumed on other hardware still matches.
 """
 from __future__ import annotations
 
