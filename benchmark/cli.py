@@ -1,47 +1,18 @@
-"""What every CLI shares: the preset and job flags, and one error path.
-
-``HarnessError`` is the family of errors a user can act on (bad flag, missing file, unusable
-checkpoint, diverged loss); ``guarded(main)`` turns them, and the ValueError / FileNotFoundError of
-validation, into one line ``error: ...`` on stderr and exit code 2, in every CLI (table and plots
-included). Torch-free at import: the reports use it too.
+"""What the job CLIs share: the preset and job flags, and (re-exported from ``benchmark.errors``) the one
+error path every CLI goes through: ``HarnessError`` and ``guarded(main)``. Torch-free at import.
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmark import jobs
+from benchmark.errors import CheckpointError, HarnessError, NonFiniteLossError, guarded  # noqa: F401
 from benchmark.jobs import check_data_root, default_path, make_job
 from benchmark.models import list_models
 from benchmark.presets import PRESETS, Preset, apply_overrides, get_preset
 from benchmark.settings import DATASET_IDS
-
-
-class HarnessError(Exception):
-    """An error with a message that says what to do; CLIs print it on one line and exit 2."""
-
-
-class CheckpointError(HarnessError, RuntimeError):
-    """A checkpoint file cannot be read or does not belong to this job."""
-
-
-class NonFiniteLossError(HarnessError, RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left in place."""
-
-
-def guarded(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """`main(argv) -> exit code` with every HarnessError / ValueError / FileNotFoundError as one line, exit 2."""
-    @functools.wraps(main)
-    def run(argv: list[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except (HarnessError, ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    return run
 
 
 def add_preset_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from benchmark.cli import HarnessError
+from benchmark.errors import HarnessError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from benchmark import distributed as D
 from benchmark.atomic import atomic_torch_save
-from benchmark.cli import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
+from benchmark.errors import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
 from benchmark.data.classes import NUM_CLASSES
 from benchmark.metrics import confusion_matrix
 from benchmark.spec import JobSpec

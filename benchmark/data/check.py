@@ -26,6 +26,7 @@ from benchmark.data.labels import DATASET_IDS, LabelValueError, label_spec
 from benchmark.data.layouts import (CITYSCAPES_C_DIR, EXPECTED_COUNTS, SPLITS, LayoutError, dataset_dir,
                                     image_size, read_image, read_raw_label, split_files)
 from benchmark.data.synthetic import read_manifest
+from benchmark.errors import guarded
 
 # Splits the benchmark reads (design §1, §4); the others are checked when present.
 REQUIRED_SPLITS = {"cityscapes": ("train", "val"), "bdd": ("val",), "mapillary": ("train", "val"),
@@ -273,6 +274,7 @@ def format_report(reports: list[Report], root: Path, synthetic: bool) -> str:
     return "\n".join(lines)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.data.check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

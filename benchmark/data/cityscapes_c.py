@@ -42,6 +42,7 @@ import numpy as np
 from benchmark.atomic import atomic_write_bytes, atomic_write_json
 from benchmark.data.corruptions import CORRUPTIONS, REFERENCE_PACKAGE, REFERENCE_VERSION, SEVERITIES, corrupt
 from benchmark.data.layouts import read_image
+from benchmark.errors import HarnessError, guarded
 
 CITYSCAPES_C_DIR = "cityscapes_c"
 MANIFEST_NAME = "manifest.json"
@@ -53,7 +54,7 @@ SEED_FORMULA = ('int.from_bytes(sha256(f"{city}/{stem}/{corruption}/{severity}")
 _FLUSH_SECONDS = 30.0
 
 
-class CityscapesCError(RuntimeError):
+class CityscapesCError(HarnessError, RuntimeError):
     """Input or output that the generator cannot work with; the message names the path."""
 
 
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ from benchmark.data.datasets import load_train_ids
 from benchmark.data.labels import DATASET_IDS
 from benchmark.data.layouts import (CACHE_DIRNAME, SPLITS, LayoutError, cache_path, dataset_dir, image_size,
                                     list_samples, read_raw_label, split_files)
+from benchmark.errors import guarded
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def _available_splits(root: Path, dataset_id: str) -> list[str]:
     return found
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.data.prepare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -34,6 +34,7 @@ from benchmark.data.scene_styles import (
     BUILDING, FENCE, MATERIAL, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION, WALL, BICYCLE, BUS, CAR,
     MOTORCYCLE, PERSON, RIDER, TRUCK, TRAIN, DOMAINS, DomainStyle,
 )
+from benchmark.errors import guarded
 
 __all__ = ["DOMAINS", "DomainStyle", "render_scene"]
 
@@ -632,6 +633,7 @@ def benchmark(n: int, height: int, width: int, seed: int, domains: list[str]) ->
     return rates
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.data.scenes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -39,6 +39,7 @@ from benchmark.atomic import atomic_path, atomic_write_json, atomic_write_text
 from benchmark.data.classes import CLASS_NAMES
 from benchmark.data.labels import DATASET_IDS, label_spec
 from benchmark.data.layouts import list_samples, split_list_name
+from benchmark.errors import guarded
 
 # Defaults sized for the smoke preset (one place: the CLI, run_all.sh and the tests use these).
 DEFAULT_TRAIN_IMAGES = 150
@@ -384,6 +385,7 @@ def read_manifest(root: str | Path) -> dict | None:
                          f"python -m benchmark.data.synthetic --out {root} --force") from e
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.data.synthetic", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 
+from benchmark.errors import guarded
 from benchmark.perf import SECTIONS, machine_info
 
 
@@ -46,6 +47,7 @@ def _json_safe(v):
     return None if isinstance(v, float) and (math.isnan(v) or math.isinf(v)) else v
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.split("\n\n")[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
