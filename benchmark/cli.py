@@ -43,12 +43,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Preset field overrides from the flags that were given (a flag left out has no key; `--pretrained-dir
     none` is the key with value None: from scratch)."""
     given = {"size": args.size, "iterations": args.iters, "warmup_iters": args.warmup_iters,
-           "batch_size": args.batch_size, "batch_per_device": args.batch_per_device,
-           "crop_size": tuple(args.crop) if args.crop else None, "lr": args.lr,
-           "eval_short_side": args.eval_short_side, "workers": args.workers,
-           "checkpoint_interval": args.checkpoint_interval,
-           "severities": tuple(args.severities) if args.severities else None,
-           "scan_backend": args.scan_backend}
+             "batch_size": args.batch_size, "batch_per_device": args.batch_per_device,
+             "crop_size": tuple(args.crop) if args.crop else None, "lr": args.lr,
+             "eval_short_side": args.eval_short_side, "workers": args.workers,
+             "checkpoint_interval": args.checkpoint_interval,
+             "severities": tuple(args.severities) if args.severities else None,
+             "scan_backend": args.scan_backend}
     out = {k: v for k, v in given.items() if v is not None}
     if args.pretrained_dir is not None:
         out["pretrained_dir"] = (None if args.pretrained_dir.lower() == "none"

@@ -55,7 +55,6 @@ from benchmark.atomic import atomic_write_json
 from benchmark.cli import guarded
 
 SCAN_OP = "maskvim_complexity::selective_scan"
-RECORD_KEYS = ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")
 
 
 def selective_scan_macs(b: int, d: int, l: int, n: int, with_d: bool = True, with_z: bool = False) -> int:
@@ -183,7 +182,7 @@ def cached_complexity(results_dir: str | Path, model: str, size: str, input_hw, 
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
             if stored.get("code") == code and stored.get("switches") == switches:
-                return {k: stored[k] for k in RECORD_KEYS}
+                return {k: stored[k] for k in jobs.COMPLEXITY_RECORD_KEYS}
         except (json.JSONDecodeError, KeyError, AttributeError):
             pass   # a damaged or stale record is remeasured
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in switches.items()}

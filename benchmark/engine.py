@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from benchmark import distributed as D
 from benchmark.atomic import atomic_torch_save
-from benchmark.errors import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
 from benchmark.data.classes import NUM_CLASSES
+from benchmark.errors import CheckpointError, NonFiniteLossError  # noqa: F401  (raised here, caught by the CLIs)
 from benchmark.metrics import confusion_matrix
 from benchmark.spec import JobSpec
 
@@ -284,7 +284,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
             for k, v in losses.items():
                 logged[k] = logged.get(k, 0.0) + v.detach().float() / accum
         # one host sync per optimizer step, before it: a non-finite loss on any rank stops every rank
-        flag = D.all_reduce_sum(bad.reshape(1), info)
+        flag = D.all_reduce_sum(bad.reshape(1).clone(), info)
         if flag.item() > 0:
             where = f"{last_ckpt} (kept)" if last_ckpt.exists() else "none written yet"
             raise NonFiniteLossError(

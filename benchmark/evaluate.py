@@ -21,14 +21,13 @@ from typing import Any, Iterable
 import torch
 
 from benchmark import distributed as D
-from benchmark import engine
+from benchmark import engine, jobs
+from benchmark.cli import add_job_arguments, guarded, job_from_args
 from benchmark.complexity import cached_complexity
 from benchmark.data.classes import CLASS_NAMES
 from benchmark.metrics import miou, miou_present_only, per_class_dict
 from benchmark.results import RunResult, git_commit, library_versions, read_result, result_path, write_result
 from benchmark.settings import SETTINGS, VAL_SPLIT, get_setting, parse_target, targets_for
-from benchmark import jobs
-from benchmark.cli import add_job_arguments, guarded, job_from_args
 from benchmark.spec import JobSpec
 from benchmark.train import Trained, build_job_model
 
@@ -104,7 +103,7 @@ def complexity(job: JobSpec, model: torch.nn.Module, results_dir: str | os.PathL
     if hw is None:
         return params, None, None
     # weights and the scan kernel do not change a count
-    switches = {k: v for k, v in job.to_dict()["model"]["switches"].items() if k not in ("pretrained", "scan_backend")}
+    switches = {k: v for k, v in job.model.to_dict()["switches"].items() if k not in ("pretrained", "scan_backend")}
     c = cached_complexity(results_dir, job.model.name, job.size, hw, switches)
     return params, c["gmacs"], c["gmacs_no_scan"]
 

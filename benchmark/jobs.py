@@ -20,7 +20,6 @@ from typing import Any
 
 from benchmark.data.synthetic import manifest_digest
 from benchmark.presets import Preset
-from benchmark.settings import DATASET_IDS
 from benchmark.spec import JobSpec
 from benchmark.variants import get_variant, variant_model
 
@@ -67,6 +66,11 @@ def mask_summary_path(results_dir: str | os.PathLike, job_id: str) -> Path:
     return Path(results_dir) / MASKS_SUBDIR / f"{job_id}.json"
 
 
+# The fields of a complexity record (design §2: `benchmark.complexity --format json`); a kept record adds the
+# non-default `switches` it was counted with and the `code` fingerprint.
+COMPLEXITY_RECORD_KEYS = ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")
+
+
 def complexity_path(results_dir: str | os.PathLike, model: str, size: str, input_hw) -> Path:
     h, w = input_hw
     return Path(results_dir) / COMPLEXITY_SUBDIR / f"{model}-{size}-{h}x{w}.json"
@@ -87,8 +91,6 @@ def variant_spec(variant: str, model: str | None) -> tuple[str, dict[str, Any]]:
 def make_job(preset: Preset, *, model: str | None, source: str, seed: int, variant: str = "default",
              world_size: int = 1, data_root: str | None = None) -> JobSpec:
     """The job spec of (model or a variant's model, source, seed) under `preset`, for `world_size` processes."""
-    if source not in DATASET_IDS:
-        raise ValueError(f"unknown source dataset {source!r}; valid ids: {', '.join(DATASET_IDS)}")
     model, switches = variant_spec(variant, model)
     return JobSpec.from_preset(preset, model=model, source=source, seed=seed, variant=variant, switches=switches,
                                world_size=world_size, data_root=data_root,

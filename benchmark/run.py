@@ -32,10 +32,10 @@ from benchmark import jobs
 from benchmark.cli import add_preset_arguments, guarded, overrides_from_args
 from benchmark.evaluate import cell_done, cells_for_source, evaluate_cells
 from benchmark.jobs import check_data_root, default_path, make_job
-from benchmark.spec import JobSpec
 from benchmark.models import get_family, list_models
 from benchmark.presets import Preset, apply_overrides, get_preset
 from benchmark.settings import SETTINGS, get_setting
+from benchmark.spec import JobSpec
 from benchmark.train import train_job
 
 
@@ -60,8 +60,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def plan(preset: Preset, models: Sequence[str], settings: Sequence[str], seeds: Sequence[int],
          variants: Sequence[str], data_root: str | None = None, world_size: int = 1) -> list[GridJob]:
     """Every job of the grid in a fixed order (variant, model, source, seed), with the cells it feeds."""
-    for m in models:
-        get_family(m).check_size(preset.size)
     sources = list(dict.fromkeys(get_setting(s).source for s in settings))
     out: list[GridJob] = []
     for variant in dict.fromkeys(variants):
@@ -108,11 +106,6 @@ def claimed(claims_dir: Path, job_id: str) -> Iterator[bool]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def models_default() -> list[str]:
-    """The models of a grid run without --models: every registered family."""
-    return list_models()
-
-
 def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings: Sequence[str] | None = None,
              seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
              data_root: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
@@ -127,7 +120,7 @@ def run_grid(preset: str | Preset, models: Sequence[str] | None = None, settings
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
     p = apply_overrides(p, overrides)
-    model_names = list(models) if models else models_default()
+    model_names = list(models) if models else list_models()
     settings = list(settings) if settings else list(SETTINGS)
     seeds = list(seeds) if seeds is not None else [0]
     variants = list(variants) if variants else ["default"]
@@ -177,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=None,
-                        help=f"registered models (default: {' '.join(models_default())})")
+                        help=f"registered models (default: {' '.join(list_models())})")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), help=f"default: {' '.join(SETTINGS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="default: 0")
     parser.add_argument("--variants", nargs="+", default=["default"],
@@ -191,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dry_run:
         p = apply_overrides(get_preset(args.preset), overrides_from_args(args))
-        grid = shard_jobs(plan(p, args.models or models_default(), args.settings, args.seeds, args.variants),
+        grid = shard_jobs(plan(p, args.models or list_models(), args.settings, args.seeds, args.variants),
                           parse_shard(args.shard))
         for gj in longest_first(grid) if args.claim_jobs else grid:
             print(f"{gj.job.id}\t{len(gj.cells)} cells")

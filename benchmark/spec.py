@@ -14,6 +14,7 @@ how the global batch is split over devices): a cell resumed on other hardware st
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from benchmark import models
@@ -29,7 +30,7 @@ MIOU_CONVENTION = "mmseg (class counted if in GT or prediction)"
 
 
 def _frozen(v: Any) -> Any:
-    """JSON-like value -> hashable, immutable twin (lists -> tuples, dicts -> sorted pair tuples kept as dicts)."""
+    """JSON-like value with lists turned into tuples, at any depth (dicts stay dicts, with str keys)."""
     if isinstance(v, (list, tuple)):
         return tuple(_frozen(x) for x in v)
     if isinstance(v, dict):
@@ -181,9 +182,9 @@ class JobSpec:
     def size(self) -> str:
         return self.model.size
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """Hash of everything that can change a number (the config without its 'runtime' part)."""
+        """Hash of everything that can change a number (the config without its 'runtime' part); computed once."""
         return config_hash({k: v for k, v in self.to_dict().items() if k != "runtime"})
 
     @property
@@ -222,10 +223,8 @@ class JobSpec:
 
         The preset's crop (a mask grid) and scan backend become switches of the families that have them;
         `data_digest` (benchmark.data.synthetic.manifest_digest) is the identity of generated data."""
-        family = models.get_family(model)
-        family.check_size(preset.size)
         validate(preset)
-        accepted = family.default_switches(preset.size)
+        accepted = models.default_switches(model, preset.size)   # also checks model and size
         recipe = {"crop_size": preset.crop_size, "scan_backend": preset.scan_backend}
         model_switches = {**{k: v for k, v in recipe.items() if k in accepted},
                           **dict(preset.model_switches), **(switches or {})}

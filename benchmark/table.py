@@ -390,7 +390,7 @@ def load_complexity_records(results_dir: Path | None) -> list[dict]:
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
             if not rec.get("switches"):
-                out.append({k: rec[k] for k in ("model", "size", "input", "params", "gmacs", "gmacs_no_scan")})
+                out.append({k: rec[k] for k in jobs.COMPLEXITY_RECORD_KEYS})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{path}: not a complexity record ({e}); delete it and rerun "
                              f"`python -m benchmark.complexity --size tiny --results-dir {results_dir}`") from e

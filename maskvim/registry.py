@@ -110,10 +110,9 @@ def default_switches(name: str, size: str) -> dict[str, Any]:
 def build_model(name: str, size: str, num_classes: int = 19, **switches):
     """Build registered model `name` at `size`: its defaults updated by `switches`, unknown ones rejected."""
     family = get_family(name)
-    family.check_size(size)
+    defaults = family.default_switches(size)   # checks the size
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    defaults = family.default_switches(size)
     unknown = sorted(set(switches) - set(defaults))
     elsewhere = {k: sorted(o.name for o in _REGISTRY.values() if o.name != name and k in o.default_switches(o.sizes[0]))
                  for k in unknown}
