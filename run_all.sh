@@ -11,10 +11,12 @@
 #   --seeds S [S ...]           training seeds (default 0)
 #   --no-ablations              skip the ablation grid (paper Tables 6-8, Figures 5-6)
 #   --setup-only                create .venv and the data, then stop
-#   --jobs N                    grid workers side by side, each on 1/N of the cores, each taking the next
-#                               unclaimed job (default: the CPU core count for test/smoke, 1 for paper; on 2
-#                               cores two 1-thread workers are ~2x faster than one 2-thread process, whose
-#                               OpenMP threads spin on a busy core)
+#   --jobs N                    grid workers side by side, each taking the next unclaimed job (default: the
+#                               CPU core count for test/smoke, 1 for paper; on 2 cores two 1-thread workers
+#                               are ~2x faster than one 2-thread process, whose OpenMP threads spin on a busy
+#                               core); native numerics give each 1/N of the cores, portable one thread
+#   --numerics portable|native  portable (test/smoke default): the same numbers on every x86-64 CPU with AVX2,
+#                               whatever --jobs; native (paper default): the machine's fastest code paths
 # Every step skips what is already done, so rerunning continues where a previous run stopped.
 # Relative paths are taken from the repository root (the script changes there first).
 set -euo pipefail
@@ -27,6 +29,7 @@ SEEDS=(0)
 ABLATIONS=1
 SETUP_ONLY=0
 JOBS=""
+NUMERICS=""
 
 # the header comment above, whatever its length
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -42,13 +45,17 @@ while [ $# -gt 0 ]; do
     --no-ablations) ABLATIONS=0; shift ;;
     --setup-only) SETUP_ONLY=1; shift ;;
     --jobs) JOBS="${2:?--jobs needs a value}"; shift 2 ;;
+    --numerics) NUMERICS="${2:?--numerics needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$PRESET" in test|smoke|paper) ;; *) echo "run_all.sh: unknown preset '$PRESET' (test, smoke, paper)" >&2; exit 2 ;; esac
+case "$NUMERICS" in ""|portable|native) ;; *) echo "run_all.sh: --numerics must be portable or native, got '$NUMERICS'" >&2; exit 2 ;; esac
+# the cores this process may use (nproc alone obeys OMP_NUM_THREADS)
+CORES=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 1)
 if [ -z "$JOBS" ]; then
-  if [ "$PRESET" = paper ]; then JOBS=1; else JOBS=$(nproc 2>/dev/null || echo 1); fi
+  if [ "$PRESET" = paper ]; then JOBS=1; else JOBS=$CORES; fi
 fi
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "run_all.sh: --jobs must be a positive integer, got '$JOBS'" >&2; exit 2; }
 
@@ -56,6 +63,15 @@ source scripts/setup_venv.sh
 
 if [ -z "$DATA_ROOT" ]; then
   DATA_ROOT="$(python -c "from benchmark.presets import get_preset; print(get_preset('$PRESET').data_root)")"
+fi
+if [ -z "$NUMERICS" ]; then
+  NUMERICS="$(python -c "from benchmark.presets import get_preset; print(get_preset('$PRESET').numerics)")"
+fi
+# portable numerics: every step below (data generation too) runs with the pinned library code paths,
+# exported before any Python process loads torch, NumPy or OpenCV (benchmark/numerics.py)
+if [ "$NUMERICS" = portable ]; then
+  exports="$(python -m benchmark.numerics --numerics portable)"
+  eval "$exports"
 fi
 start=$(date +%s)
 stamp() { echo "[run_all $(( $(date +%s) - start ))s] $*"; }
@@ -79,8 +95,9 @@ if [ "$SETUP_ONLY" = 1 ]; then stamp "setup done (--setup-only)"; exit 0; fi
 # together they run the whole grid exactly once and no core idles while jobs are queued.
 run_parallel() {
   if [ "$JOBS" -le 1 ]; then python -m "$@"; return; fi
-  local threads=$(( $(nproc) / JOBS )) pids=() i failed=0
+  local threads=$(( CORES / JOBS )) pids=() i failed=0
   [ "$threads" -ge 1 ] || threads=1
+  [ "$NUMERICS" = native ] || threads=1   # portable: one thread per process (the reductions depend on it)
   for (( i = 0; i < JOBS; i++ )); do
     ( set -o pipefail
       OMP_NUM_THREADS=$threads MASKVIM_SCAN_THREADS=$threads python -m "$@" --claim-jobs 2>&1 \
@@ -92,16 +109,17 @@ run_parallel() {
 }
 
 # --- grids --------------------------------------------------------------------------------------
-stamp "main grid: preset $PRESET, seeds ${SEEDS[*]}"
-run_parallel benchmark.run --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
+stamp "main grid: preset $PRESET, numerics $NUMERICS, seeds ${SEEDS[*]}"
+run_parallel benchmark.run --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
+  --seeds "${SEEDS[@]}"
 main_done=$(date +%s)
 stamp "complexity: params / GMACs of every model at tiny size, 512x2048 (kept in $RESULTS_DIR/complexity/)"
 python -m benchmark.complexity --size tiny --input 512 2048 --results-dir "$RESULTS_DIR" >/dev/null
 
 if [ "$ABLATIONS" = 1 ]; then
   stamp "ablation grid"
-  run_parallel benchmark.ablation --all --preset "$PRESET" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
-    --seeds "${SEEDS[@]}"
+  run_parallel benchmark.ablation --all --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" \
+    --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
 fi
 
 # --- tables and plots ---------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from typing import Any, Iterable, Sequence
 
 from benchmark import jobs, paper
 from benchmark.atomic import atomic_write_json
-from benchmark.cli import guarded
+from benchmark.cli import add_numerics_argument, guarded
+from benchmark.numerics import enter as enter_numerics
 from benchmark.variants import EXTRA_TABLE_ROWS, FIGURE_VARIANTS, distinct_cells
 from maskvim.sites import MaskSite
 
@@ -75,18 +76,21 @@ def grid_calls(cells: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
 
 def run_ablation(preset: str, *, tables: Sequence[int] = (), figures: Sequence[int] = (),
                  seeds: Sequence[int] = (0,), data_root: str | None = None, results_dir: str | None = None,
-                 shard: str | None = None, claim_jobs: bool = False, log=print) -> dict[str, list[str]]:
-    """Run the missing cells of the requested tables / figures; returns run_grid's outcome, merged."""
+                 shard: str | None = None, claim_jobs: bool = False, numerics: str | None = None,
+                 log=print) -> dict[str, list[str]]:
+    """Run the missing cells of the requested tables / figures; returns run_grid's outcome, merged.
+    `numerics` overrides the preset's mode (benchmark.numerics)."""
     from benchmark.presets import get_preset
     from benchmark.run import run_grid
 
     p = get_preset(preset)
+    overrides = {**dict(p.ablation), **({"numerics": numerics} if numerics is not None else {})}
     out_dir = jobs.ablation_results_dir(jobs.results_dir_of(results_dir))
     cells = cells_for(tables, figures)
     outcome: dict[str, list[str]] = {"skipped": [], "ran": []}
     for call in grid_calls(cells):
         got = run_grid(p, seeds=list(seeds), data_root=data_root, results_dir=out_dir, shard=shard,
-                       overrides=dict(p.ablation), log=log, claim_jobs=claim_jobs, **call)
+                       overrides=overrides, log=log, claim_jobs=claim_jobs, **call)
         for k, v in got.items():
             outcome.setdefault(k, []).extend(v)
     if 5 in figures:
@@ -200,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--claim-jobs", action="store_true",
                     help="share the cells with other processes started with the same flags (see benchmark.run)")
     ap.add_argument("--dry-run", action="store_true", help="list the distinct training cells and exit")
+    add_numerics_argument(ap)
     args = ap.parse_args(argv)
     tables = list(paper.ABLATION_TABLES) if args.all else (args.table or [])
     figures = list(FIGURES) if args.all else (args.figure or [])
@@ -213,8 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             total += len(pairs)
         print(f"total: {total} trainings x {len(set(args.seeds))} seed(s)")
         return 0
+    from benchmark.presets import get_preset
+
+    enter_numerics(args.numerics or get_preset(args.preset).numerics, program=argv is None)
     run_ablation(args.preset, tables=tables, figures=figures, seeds=args.seeds, data_root=args.data_root,
-                 results_dir=args.results_dir, shard=args.shard, claim_jobs=args.claim_jobs)
+                 results_dir=args.results_dir, shard=args.shard, claim_jobs=args.claim_jobs,
+                 numerics=args.numerics)
     return 0
 
 

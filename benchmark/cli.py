@@ -7,10 +7,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmark import jobs
+from benchmark import jobs, numerics
 from benchmark.errors import CheckpointError, HarnessError, NonFiniteLossError, guarded  # noqa: F401
 from benchmark.jobs import check_data_root, default_path, make_job
 from benchmark.models import list_models
+from benchmark.numerics import MODES
 from benchmark.presets import PRESETS, Preset, apply_overrides, get_preset
 from benchmark.settings import DATASET_IDS
 
@@ -36,7 +37,15 @@ def add_preset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained-dir", default=None,
                    help="folder with the official VMamba v0 checkpoints ('none': train from scratch)")
     p.add_argument("--scan-backend", default=None, help="auto|ref|cpu|cuda")
+    add_numerics_argument(p)
     p.add_argument("--device", default=None, help="cpu|cuda (default: cuda when available)")
+
+
+def add_numerics_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--numerics", default=None, choices=list(MODES),
+                   help="portable: the same numbers on every x86-64 CPU with AVX2 (pinned library code paths, one "
+                        "thread per process); native: the machine's fastest paths (default: the preset's; "
+                        "test / smoke portable, paper native)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +57,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
              "eval_short_side": args.eval_short_side, "workers": args.workers,
              "checkpoint_interval": args.checkpoint_interval,
              "severities": tuple(args.severities) if args.severities else None,
-             "scan_backend": args.scan_backend}
+             "scan_backend": args.scan_backend, "numerics": args.numerics}
     out = {k: v for k, v in given.items() if v is not None}
     if args.pretrained_dir is not None:
         out["pretrained_dir"] = (None if args.pretrained_dir.lower() == "none"
@@ -69,11 +78,14 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     add_preset_arguments(parser)
 
 
-def job_from_args(args: argparse.Namespace):
-    """(preset, distributed info, data root, results dir, JobSpec) from the flags of `add_job_arguments`."""
+def job_from_args(args: argparse.Namespace, *, program: bool):
+    """(preset, distributed info, data root, results dir, JobSpec) from the flags of `add_job_arguments`, with
+    the preset's numerics put in force (`program`: the CLI runs as its own process and may restart itself
+    with the numerics environment, see benchmark.numerics.enter)."""
+    preset = preset_from_args(args)
+    numerics.enter(preset.numerics, program=program)
     from benchmark import distributed as D   # torch: only the training / evaluation CLIs call this
 
-    preset = preset_from_args(args)
     info = D.init_from_env(args.device)
     data_root = check_data_root(default_path(args.data_root, preset.data_root), preset.name)
     results_dir = jobs.results_dir_of(args.results_dir)

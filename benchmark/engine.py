@@ -194,11 +194,13 @@ def load_checkpoint(path: str | os.PathLike, expect_hash: str | None = None) -> 
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, iteration: int, config_hash: str,
-                    train_seconds: float, optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Atomic: a reader (or a resume after SIGKILL) sees the previous file or this one, never half."""
+                    train_seconds: float, optimizer: torch.optim.Optimizer | None = None,
+                    numeric_identity: Sequence[str] = ()) -> None:
+    """Atomic: a reader (or a resume after SIGKILL) sees the previous file or this one, never half.
+    `numeric_identity`: benchmark.numerics.identity_line of each process that trained it, in order."""
     ckpt: dict[str, Any] = {
         "version": CHECKPOINT_VERSION, "model": D.unwrap(model).state_dict(), "iteration": iteration,
-        "config_hash": config_hash, "train_seconds": train_seconds,
+        "config_hash": config_hash, "train_seconds": train_seconds, "numeric_identity": list(numeric_identity),
     }
     if optimizer is not None:
         ckpt["optimizer"] = optimizer.state_dict()
@@ -238,13 +240,14 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset: Dataset, job: JobSpec,
                info: D.DistInfo, checkpoint_dir: Path, start_iteration: int = 0, train_seconds: float = 0.0,
-               log: Callable[[str], None] = print) -> float:
+               log: Callable[[str], None] = print, numeric_identity: Sequence[str] = ()) -> float:
     """Train `job` (its schedule, optimizer lr and runtime) from `start_iteration` to its last iteration;
     returns the total training seconds.
 
     `model` is the (possibly DDP-wrapped) module on `info.device`. Every `checkpoint_interval`
     iterations rank 0 writes `checkpoint_dir/last.pt`. A non-finite loss on any rank stops every
     rank with NonFiniteLossError before the optimizer step, so `last.pt` stays the last good one.
+    `numeric_identity` goes into every checkpoint (see save_checkpoint).
     """
     sched, rt = job.schedule, job.runtime
     iterations, name, config_hash = sched.iterations, job.id, job.hash
@@ -309,7 +312,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dataset
             elapsed = train_seconds + time.perf_counter() - t0
             if info.is_main:
                 save_checkpoint(last_ckpt, model=model, optimizer=optimizer, iteration=done,
-                                config_hash=config_hash, train_seconds=elapsed)
+                                config_hash=config_hash, train_seconds=elapsed, numeric_identity=numeric_identity)
             D.barrier(info)
     if bar is not None:
         bar.close()

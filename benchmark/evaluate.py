@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 
 from benchmark import distributed as D
-from benchmark import engine, jobs
+from benchmark import engine, jobs, numerics
 from benchmark.cli import add_job_arguments, guarded, job_from_args
 from benchmark.complexity import cached_complexity
 from benchmark.data.classes import CLASS_NAMES
@@ -29,7 +29,7 @@ from benchmark.metrics import miou, miou_present_only, per_class_dict
 from benchmark.results import RunResult, git_commit, library_versions, read_result, result_path, write_result
 from benchmark.settings import SETTINGS, VAL_SPLIT, get_setting, parse_target, targets_for
 from benchmark.spec import JobSpec
-from benchmark.train import Trained, build_job_model
+from benchmark.train import Trained, build_job_model, trained_from
 
 # ----------------------------------------------------------------------------- which cells a job feeds
 
@@ -126,6 +126,7 @@ def evaluate_cells(job: JobSpec, trained: Trained, cells: list[tuple[str, str]],
     todo = [(s, t) for s, t in cells if not cell_done(results_dir, job, s, t, data_root)]
     if not todo:
         return []
+    numerics.require(job.numerics)
     model = trained.model.eval()
     params, gmacs, gmacs_no_scan = complexity(job, model, results_dir) if info.is_main else (0, None, None)
     common = dict(model=job.model.name, size=job.size, variant=job.variant, source=job.source, seed=job.seed,
@@ -135,7 +136,9 @@ def evaluate_cells(job: JobSpec, trained: Trained, cells: list[tuple[str, str]],
                   git_commit=git_commit(), config=job.to_dict(), config_hash=job.hash)
     written: list[Path] = []
     targets = list(dict.fromkeys(t for _, t in todo))
-    libraries = library_versions()
+    # the numeric identity of this process (evaluation) and of those that trained the model
+    libraries = {**library_versions(), **numerics.identity(job.numerics),
+                 numerics.TRAIN_IDENTITY: " -> ".join(trained.numeric_identity) or numerics.NOT_RECORDED}
     for target in targets:
         t0 = time.perf_counter()
         # before reading the images: a result names the images it was computed from, never later ones
@@ -167,9 +170,7 @@ def load_trained(job: JobSpec, results_dir: str | os.PathLike, info: D.DistInfo)
             f"{path} not found: train this job first (python -m benchmark.train --preset {job.preset} "
             f"--model {job.model.name} --source {job.source} --seed {job.seed} --variant {job.variant})")
     ckpt = engine.load_checkpoint(path, expect_hash=job.hash)
-    model = build_job_model(job)
-    model.load_state_dict(ckpt["model"])
-    return Trained(model.to(info.device).eval(), int(ckpt["iteration"]), float(ckpt["train_seconds"]))
+    return trained_from(build_job_model(job), ckpt, info)
 
 
 @guarded
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", nargs="+", default=None,
                         help="evaluate only these targets (dataset ids or cityscapes_c/<corruption>/<severity>)")
     args = parser.parse_args(argv)
-    preset, info, data_root, results_dir, job = job_from_args(args)
+    preset, info, data_root, results_dir, job = job_from_args(args, program=argv is None)
     cells = cells_for_source(job.source, args.settings, preset.severities)
     if args.targets:
         cells = [(s, t) for s, t in cells if t in args.targets]

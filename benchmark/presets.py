@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from benchmark import models
+from benchmark.numerics import check_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Preset:
     pretrained_dir: str | None                 # folder of the families' ImageNet checkpoints (repo-relative
                                                # or absolute); None: from scratch
     scan_backend: str = "auto"
+    numerics: str = "native"                   # portable | native (benchmark.numerics); hashed
     model_switches: tuple[tuple[str, Any], ...] = ()   # extra build_model switches of this preset
     ablation: tuple[tuple[str, Any], ...] = ()         # field overrides for ablation-grid cells
 
@@ -53,7 +55,7 @@ def _test() -> Preset:
         ratio_range=(0.75, 1.5), eval_short_side=32, batch_size=2, batch_per_device=2, iterations=6,
         warmup_iters=2, warmup_ratio=1e-6, lr=1e-3, mask_lr_mult=100.0, weight_decay=0.01,
         betas=(0.9, 0.999), poly_power=1.0, min_lr=0.0, workers=0, checkpoint_interval=2,
-        severities=(5,), complexity_input=(32, 64), pretrained_dir=None,
+        severities=(5,), complexity_input=(32, 64), pretrained_dir=None, numerics="portable",
         ablation=(("iterations", 4),),
     )
 
@@ -74,7 +76,7 @@ def _smoke() -> Preset:
         ratio_range=(0.5, 2.0), eval_short_side=128, batch_size=4, batch_per_device=4, iterations=1250,
         warmup_iters=100, warmup_ratio=1e-6, lr=2e-3, mask_lr_mult=100.0, weight_decay=0.01,
         betas=(0.9, 0.999), poly_power=1.0, min_lr=0.0, workers=0, checkpoint_interval=100,
-        severities=(5,), complexity_input=(128, 256), pretrained_dir=None,
+        severities=(5,), complexity_input=(128, 256), pretrained_dir=None, numerics="portable",
         # the ablation grid trains 31 cells (Tab. 6-8, Fig. 5-6) in its own 35-minute budget
         ablation=(("iterations", 250), ("warmup_iters", 25)),
     )
@@ -88,7 +90,7 @@ def _paper() -> Preset:
         ratio_range=(0.5, 2.0), eval_short_side=1024, batch_size=16, batch_per_device=2, iterations=20000,
         warmup_iters=1500, warmup_ratio=1e-6, lr=6e-5, mask_lr_mult=10000.0, weight_decay=0.01,
         betas=(0.9, 0.999), poly_power=1.0, min_lr=0.0, workers=4, checkpoint_interval=1000,
-        severities=(5,), complexity_input=(512, 2048), pretrained_dir="pretrained",
+        severities=(5,), complexity_input=(512, 2048), pretrained_dir="pretrained", numerics="native",
         ablation=(),
     )
 
@@ -134,6 +136,7 @@ def validate(p: Preset) -> None:
         raise ValueError("--batch-size and --batch-per-device must be positive")
     if any(s < 8 for s in p.crop_size):
         raise ValueError(f"--crop {p.crop_size}: each side must be at least 8 pixels")
+    check_mode(p.numerics)
     if p.checkpoint_interval < 1:
         raise ValueError(f"--checkpoint-interval must be positive, got {p.checkpoint_interval}")
 

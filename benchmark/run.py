@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from benchmark import distributed as D
-from benchmark import jobs
+from benchmark import jobs, numerics
 from benchmark.cli import add_preset_arguments, guarded, overrides_from_args
 from benchmark.evaluate import cell_done, cells_for_source, evaluate_cells
 from benchmark.jobs import check_data_root, default_path, make_job
@@ -189,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         for gj in longest_first(grid) if args.claim_jobs else grid:
             print(f"{gj.job.id}\t{len(gj.cells)} cells")
         return 0
+    overrides = overrides_from_args(args)
+    numerics.enter(apply_overrides(get_preset(args.preset), overrides).numerics, program=argv is None)
     run_grid(args.preset, args.models, args.settings, args.seeds, args.variants, args.data_root,
-             args.results_dir, args.shard, overrides_from_args(args), device=args.device,
+             args.results_dir, args.shard, overrides, device=args.device,
              claim_jobs=args.claim_jobs)
     return 0
 

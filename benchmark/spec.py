@@ -2,12 +2,14 @@
 
     JobSpec(preset, model=ModelSpec(name, size, switches), variant, source, seed,
             data=DataSpec, optim=OptimSpec, schedule=ScheduleSpec, eval=EvalSpec,
-            complexity_input, runtime=RuntimeSpec)
+            complexity_input, numerics, runtime=RuntimeSpec)
 
 ``JobSpec.from_preset`` resolves a preset, a model and a variant into it; ``to_dict`` is the config every
 result file stores (``config``, schema version 1) and ``from_dict`` reads one back (``from_dict(to_dict())``
 is the identity). ``hash`` covers everything but ``runtime`` (workers, checkpoint interval, data location,
-how the global batch is split over devices): a cell resumed on other hardware still matches. Every size is
+how the global batch is split over devices): a cell resumed on other hardware still matches. ``numerics``
+(benchmark.numerics: ``portable`` or ``native``) is hashed: the two modes give different numbers; a config
+stored before the field existed reads back as ``native``, what produced it. Every size is
 (H, W). A switch value travels unchanged from the variant / preset through ``ModelSpec.switches`` to
 ``build_model(**job.model.kwargs())``, e.g. ``mask_lambda`` to the model's ratio loss.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from benchmark import models
 from benchmark.data.labels import LABEL_MAPPING
+from benchmark.numerics import check_mode
 from benchmark.presets import Preset, gradient_accumulation, pretrained_file, validate
 from benchmark.results import config_hash
 from benchmark.settings import DATASET_IDS
@@ -167,9 +170,11 @@ class JobSpec:
     schedule: ScheduleSpec
     eval: EvalSpec
     complexity_input: tuple[int, int] | None
+    numerics: str
     runtime: RuntimeSpec
 
     def __post_init__(self):
+        check_mode(self.numerics)
         if self.source not in DATASET_IDS:
             raise ValueError(f"unknown source dataset {self.source!r}; valid ids: {', '.join(DATASET_IDS)}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -197,13 +202,13 @@ class JobSpec:
                 "source": self.source, "seed": self.seed, "data": self.data.to_dict(),
                 "optim": self.optim.to_dict(), "schedule": self.schedule.to_dict(), "eval": self.eval.to_dict(),
                 "complexity_input": None if self.complexity_input is None else list(self.complexity_input),
-                "runtime": self.runtime.to_dict()}
+                "numerics": self.numerics, "runtime": self.runtime.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> "JobSpec":
         """Read a stored config back (a ValueError names `where` and the bad key)."""
         names = [f.name for f in dataclasses.fields(cls)]
-        missing, unknown = sorted(set(names) - set(d)), sorted(set(d) - set(names))
+        missing, unknown = sorted(set(names) - set(d) - {"numerics"}), sorted(set(d) - set(names))
         if missing or unknown:
             raise ValueError(f"{where}: not a job config (missing {missing}, unknown {unknown})")
         m = d["model"]
@@ -212,7 +217,7 @@ class JobSpec:
                    data=DataSpec.from_dict(d["data"], "data"), optim=OptimSpec.from_dict(d["optim"], "optim"),
                    schedule=ScheduleSpec.from_dict(d["schedule"], "schedule"),
                    eval=EvalSpec.from_dict(d["eval"], "eval"), complexity_input=d["complexity_input"],
-                   runtime=RuntimeSpec.from_dict(d["runtime"], "runtime"))
+                   numerics=d.get("numerics", "native"), runtime=RuntimeSpec.from_dict(d["runtime"], "runtime"))
 
     # ---- resolution from a preset --------------------------------------------------------------
     @classmethod
@@ -240,7 +245,7 @@ class JobSpec:
             schedule=ScheduleSpec(preset.iterations, preset.batch_size, "linear", preset.warmup_iters,
                                   preset.warmup_ratio, "poly", preset.poly_power, preset.min_lr, FINAL_CHECKPOINT),
             eval=EvalSpec(preset.eval_short_side, EVAL_MODE, True, preset.severities, MIOU_CONVENTION),
-            complexity_input=preset.complexity_input,
+            complexity_input=preset.complexity_input, numerics=preset.numerics,
             runtime=RuntimeSpec(data_root if data_root is not None else preset.data_root, preset.workers,
                                 preset.checkpoint_interval, world_size, preset.batch_per_device,
                                 preset.pretrained_dir,

@@ -4,7 +4,8 @@ Layouts follow the paper (design §5): targets as columns in the paper's order, 
 them, plus our in-domain column; the paper's rows (benchmark/paper) and ours as mean ± std over
 seeds. Best is bold and second underlined per column (LaTeX \\textbf / \\underline, Markdown ** /
 <u>), ranked within the paper's rows and within ours separately unless both come from the paper
-preset; no mark at all in a column whose leader is within one std of the runner-up (design §4).
+preset; no mark at all in a column whose leader is within one std of the runner-up (design §4), and
+none on a single-seed row of ours (its spread is unknown).
 Every table ends with notes naming what produced our numbers (read from the result files).
 Numbers come only from result files; a missing cell prints as a dash.
 """
@@ -21,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 from benchmark import jobs, models, paper
 from benchmark.cli import guarded
+from benchmark.numerics import result_identity
 from benchmark.atomic import atomic_write_text
 from benchmark.results import RunResult, load_results
 from benchmark.variants import EXTRA_TABLE_ROWS, cell_of, get_variant
@@ -79,8 +81,9 @@ def mark_best(table: Table) -> None:
     """Bold the best and underline the second of each numeric column within each rank group.
 
     A column whose leader is within one std (the larger of the two) of the runner-up gets no
-    marks: the order is not supported by the seeds. The second is underlined only when it is in
-    turn clear of the third.
+    marks: the order is not supported by the seeds. A single-seed row of ours has no std, so it is
+    never marked (a table of one-seed rows has no marks at all). The second is underlined only when it is
+    in turn clear of the third.
     """
     for col, is_num in enumerate(table.numeric):
         if not is_num or col in table.unranked:
@@ -100,6 +103,10 @@ def mark_best(table: Table) -> None:
 
 
 def _clear(a: Cell, b: Cell) -> bool:
+    """`a` leads `b` by more than one std (the larger of theirs); a single-seed row of ours never leads: its
+    spread is unknown."""
+    if a.n == 1:
+        return False
     spread = max(a.std or 0.0, b.std or 0.0)
     return a.mean - b.mean > spread + 1e-9
 
@@ -160,7 +167,35 @@ def _describe_runs(results: Sequence[RunResult], *, ablation: bool = False) -> l
     notes.append(f"Label mapping: {values(lambda r: _label_mapping(r))}.")
     notes.append(f"Mask form: {values(_mask_form)}; scan backend: {values(lambda r: r.scan_backend)}; "
                  f"device: {values(lambda r: r.device)}.")
+    notes += _identity_notes(results)
     return notes
+
+
+def _identity_notes(results: Sequence[RunResult]) -> list[str]:
+    """The numeric identity (machine, libraries, dispatch, threads, numerics mode) behind our rows: one
+    line, or one line per identity with the rows it covers (numbers of different identities can differ
+    in every digit after training from scratch)."""
+    rows: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in results:
+        rows[result_identity(r.versions)][_row_name(r)] = None
+    if len(rows) == 1:
+        return [f"Numerics: {next(iter(rows))}."]
+    return [f"Our rows come from {len(rows)} numeric identities; they are comparable only within one:"] + [
+        f"Numerics ({k}) {ident}: {', '.join(names)}." for k, (ident, names) in enumerate(sorted(rows.items()), 1)]
+
+
+def _row_name(r: RunResult) -> str:
+    return (f"{models.display_name(r.model)}-{r.size}" + ("" if r.variant == "default" else f" [{r.variant}]")
+            + f" seed {r.seed}")
+
+
+def _single_seed_note(table: Table, rows: Sequence[int]) -> list[str]:
+    """Why our single-seed rows carry no bold / underline."""
+    seeds = {c.n for r in rows for c in table.rows[r] if isinstance(c, Cell) and c.n is not None}
+    if 1 not in seeds:
+        return []
+    return ["Single-seed rows of ours are never bold or underlined: one seed cannot tell models apart (the spread "
+            "between seeds is unknown); train with --seeds 0 1 2 to rank them."]
 
 
 def _label_mapping(r: RunResult) -> str | None:
@@ -265,6 +300,7 @@ def setting_table(setting: str, results: Sequence[RunResult], *, include_paper: 
     unranked = {columns.index("Seeds")}
     t = Table(title, columns, numeric, rows, notes, rank_groups, unranked)
     mark_best(t)
+    t.notes += _single_seed_note(t, our_rows)
     return t
 
 
@@ -376,6 +412,7 @@ def ablation_table(table_no: int, results: Sequence[RunResult], *, include_paper
               [ranked])
     t.unranked = unranked
     mark_best(t)
+    t.notes += _single_seed_note(t, ranked)
     return t
 
 

@@ -8,11 +8,19 @@ inputs for the scan tests and the perf scan-timer test.
 """
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
-import pytest
-import torch
+from benchmark import numerics
+
+# The test preset runs with portable numerics, which must be in the environment before torch, NumPy or
+# OpenCV load (benchmark/numerics.py); subprocesses of the tests inherit it. A test subprocess that imports
+# these helpers under another dispatch on purpose sets MASKVIM_TEST_NUMERICS=native.
+numerics.apply(os.environ.get("MASKVIM_TEST_NUMERICS", "portable"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import benchmark.models  # noqa: F401  (registers every model family, as the harness does)
 

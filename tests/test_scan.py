@@ -353,7 +353,8 @@ def test_portable_build_matches_ref(tmp_path):
     """The variant CPUs without AVX2 get (plain loops the compiler vectorises, no intrinsics)."""
     if not cpu_available():
         pytest.skip("C++ kernel unavailable here")
-    env = dict(os.environ, MASKVIM_EXT_DIR=str(tmp_path), MASKVIM_SCAN_CPU_ISA="DEFAULT")
+    env = dict(os.environ, MASKVIM_EXT_DIR=str(tmp_path), MASKVIM_SCAN_CPU_ISA="DEFAULT",
+               MASKVIM_TEST_NUMERICS="native")   # conftest's helpers under another scan ISA on purpose
     code = textwrap.dedent("""
         import json, sys, torch
         sys.path.insert(0, "tests")  # as pytest's rootdir conftest import: test_scan reads make_inputs there

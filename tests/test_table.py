@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from benchmark import jobs, paper, table
+from benchmark import jobs, numerics, paper, table
 from benchmark.results import RunResult, load_results, write_result
 from benchmark.data.classes import CLASS_NAMES
 
@@ -258,3 +258,38 @@ def test_cli_reads_ablation_cells_from_their_own_folder(tmp_path, capsys):
     default = next(r for r in rows if r[:2] == ["+Block part.", "Mask_D"])
     assert float(default[header.index("BDD100K")]) == pytest.approx(50.05)
     assert float(default[header.index("Paper Average")]) == 53.0
+
+
+def test_single_seed_rows_are_never_marked_and_the_note_says_why(tmp_path):
+    for model, shift in (("maskvim", 0.0), ("vmamba_linear", 5.0), ("vmamba_upernet", -5.0)):
+        for target in GTA_TARGETS + ("gtav",):
+            write_result(tmp_path, make_result(model=model, target=target, miou=40.0 + shift))
+    t = table.setting_table("gta", load_results(tmp_path))
+    ours = [r for r in t.rows if str(r[0]).endswith("(ours)")]
+    assert len(ours) == 3 and all(c.mark == "" for r in ours for c in r if isinstance(c, table.Cell))
+    assert any("Single-seed rows of ours are never bold" in n for n in t.notes)
+    md = table.render(t, "md")
+    assert "**46.9**" in md                                            # the paper's rows are still ranked
+    assert not any("**" in line or "<u>" in line for line in md.splitlines() if "(ours)" in line)
+
+
+def test_notes_name_each_numeric_identity_and_the_rows_it_covers(tmp_path):
+    def ident(cpu):
+        return {"torch": "2.13.0", "numerics": "portable", "cpu_model": cpu, "cpu_capability": "AVX2",
+                "mkl": "2024.2", "onednn": "3.12.0", "intra_op_threads": "1", "env.MKL_CBWR": "COMPATIBLE"}
+
+    for model, cpu in (("maskvim", "CPU A"), ("vmamba_linear", "CPU B")):
+        for target in GTA_TARGETS:
+            r = make_result(model=model, target=target)
+            r.versions = {**ident(cpu), numerics.IDENTITY: numerics.identity_line(ident(cpu))}
+            write_result(tmp_path, r)
+    notes = table.setting_table("gta", load_results(tmp_path)).notes
+    lines = [n for n in notes if n.startswith("Numerics (")]
+    assert any("2 numeric identities" in n for n in notes) and len(lines) == 2
+    assert "CPU A" in lines[0] and lines[0].endswith("MaskViM-micro seed 0.")
+    assert "CPU B" in lines[1] and lines[1].endswith("VMamba+Linear-micro seed 0.")
+    one = table.setting_table("gta", [r for r in load_results(tmp_path) if r.model == "maskvim"]).notes
+    assert [n for n in one if n.startswith("Numerics")] == [
+        f"Numerics: {numerics.identity_line(ident('CPU A'))}."]
+    old = table.setting_table("gta", [make_result()]).notes                   # a file older than the identity
+    assert f"Numerics: {numerics.NOT_RECORDED}." in old

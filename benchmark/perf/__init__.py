@@ -37,20 +37,10 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Calla
     return best
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
+def machine_info(numerics_mode: str = "native") -> dict:
     import torch
 
+    from benchmark.numerics import cpu_model, identity
     from benchmark.results import git_commit
 
     info = {
@@ -66,6 +56,7 @@ def machine_info() -> dict:
         "hostname": platform.node(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": git_commit(),  # the code measured ("-dirty": with uncommitted changes)
+        "numerics": identity(numerics_mode)["numeric_identity"],
     }
     try:
         with open("/proc/loadavg", encoding="utf-8") as f:

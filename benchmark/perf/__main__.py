@@ -1,4 +1,4 @@
-"""python -m benchmark.perf [--quick] [--json FILE] [--sections scan,model,corruptions]
+"""python -m benchmark.perf [--quick] [--json FILE] [--sections scan,model,corruptions] [--numerics native|portable]
 
 Runs the benchmark sections (see benchmark/perf/__init__.py for the protocol), prints each as an
 aligned table and, with --json, writes all rows and the machine's description atomically.
@@ -12,7 +12,9 @@ import sys
 import time
 import traceback
 
+from benchmark import numerics
 from benchmark.errors import guarded
+from benchmark.numerics import MODES
 from benchmark.perf import SECTIONS, machine_info
 
 
@@ -55,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write every row and the machine's description to FILE")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated sections to run (default: {','.join(SECTIONS)})")
+    ap.add_argument("--numerics", choices=MODES, default="native",
+                    help="native (default): the machine's fastest code paths; portable: those of the test / smoke "
+                         "presets (benchmark.numerics), to measure what they cost")
     args = ap.parse_args(argv)
+    numerics.enter(args.numerics, program=argv is None)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if not s.isidentifier()]
     if unknown or not sections:
         ap.error(f"--sections: expected comma-separated section names like {','.join(SECTIONS)}; got {args.sections!r}")
 
-    machine = machine_info()
+    machine = machine_info(args.numerics)
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items() if v is not None), flush=True)
     rows: list[dict] = []
     status: dict[str, str] = {}
