@@ -90,37 +90,42 @@ if [ -d "$DATA_ROOT/cityscapes" ]; then
 fi
 if [ "$SETUP_ONLY" = 1 ]; then stamp "setup done (--setup-only)"; exit 0; fi
 
-# run_parallel MODULE ARGS...: JOBS copies of `python -m MODULE ARGS --claim-jobs` side by side, each with
-# 1/JOBS of the cores; each copy takes the next unclaimed job (longest first) until none is left, so
-# together they run the whole grid exactly once and no core idles while jobs are queued.
-run_parallel() {
-  if [ "$JOBS" -le 1 ]; then python -m "$@"; return; fi
+# grid_steps [--claim-jobs]: one worker's share of the grids: the main grid, then (unless --no-ablations) the
+# ablation grid, so a worker that finds no main-grid job left starts on the ablation cells at once instead of
+# idling until the others finish.
+grid_steps() {
+  python -m benchmark.run --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" \
+    --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}" "$@" || return 1
+  [ "$ABLATIONS" = 1 ] || return 0
+  python -m benchmark.ablation --all --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" \
+    --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}" "$@"
+}
+
+# JOBS workers side by side run grid_steps with --claim-jobs: each takes the next unclaimed job (longest first)
+# until none is left, so together they run every grid exactly once and no core idles while jobs are queued.
+run_workers() {
+  if [ "$JOBS" -le 1 ]; then grid_steps; return; fi
   local threads=$(( CORES / JOBS )) pids=() i failed=0
   [ "$threads" -ge 1 ] || threads=1
   [ "$NUMERICS" = native ] || threads=1   # portable: one thread per process (the reductions depend on it)
   for (( i = 0; i < JOBS; i++ )); do
     ( set -o pipefail
-      OMP_NUM_THREADS=$threads MASKVIM_SCAN_THREADS=$threads python -m "$@" --claim-jobs 2>&1 \
-        | sed -u "s/^/[worker $i\/$JOBS] /" ) &
+      export OMP_NUM_THREADS=$threads MASKVIM_SCAN_THREADS=$threads
+      grid_steps --claim-jobs 2>&1 | sed -u "s/^/[worker $i\/$JOBS] /" ) &
     pids+=($!)
   done
-  for i in "${!pids[@]}"; do wait "${pids[$i]}" || { echo "run_all.sh: worker $i/$JOBS of '$1' failed" >&2; failed=1; }; done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || { echo "run_all.sh: grid worker $i/$JOBS failed" >&2; failed=1; }; done
   return "$failed"
 }
 
 # --- grids --------------------------------------------------------------------------------------
-stamp "main grid: preset $PRESET, numerics $NUMERICS, seeds ${SEEDS[*]}"
-run_parallel benchmark.run --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" --results-dir "$RESULTS_DIR" \
-  --seeds "${SEEDS[@]}"
-main_done=$(date +%s)
+stamp "grids: preset $PRESET, numerics $NUMERICS, seeds ${SEEDS[*]}, main grid$([ "$ABLATIONS" = 1 ] && echo ' then ablation grid'), $JOBS worker(s)"
+run_workers
+grids_done=$(date +%s)
+# params / GMACs do not depend on the numerics: all cores, whatever the mode
 stamp "complexity: params / GMACs of every model at tiny size, 512x2048 (kept in $RESULTS_DIR/complexity/)"
-python -m benchmark.complexity --size tiny --input 512 2048 --results-dir "$RESULTS_DIR" >/dev/null
-
-if [ "$ABLATIONS" = 1 ]; then
-  stamp "ablation grid"
-  run_parallel benchmark.ablation --all --preset "$PRESET" --numerics "$NUMERICS" --data-root "$DATA_ROOT" \
-    --results-dir "$RESULTS_DIR" --seeds "${SEEDS[@]}"
-fi
+OMP_NUM_THREADS=$CORES MKL_NUM_THREADS=$CORES MASKVIM_SCAN_THREADS=$CORES \
+  python -m benchmark.complexity --size tiny --input 512 2048 --results-dir "$RESULTS_DIR" >/dev/null
 
 # --- tables and plots ---------------------------------------------------------------------------
 stamp "tables"
@@ -149,7 +154,7 @@ python -m benchmark.plots --results-dir "$RESULTS_DIR"
 
 end=$(date +%s)
 echo
-echo "Done in $(( end - start )) s (main grid $(( main_done - start )) s)."
+echo "Done in $(( end - start )) s (grids $(( grids_done - start )) s)."
 echo "  result files: $RESULTS_DIR/runs/ (ablation cells: $RESULTS_DIR/ablation/runs/)"
 echo "  tables:       $RESULTS_DIR/tables/ (md, csv, tex), e.g. $RESULTS_DIR/tables/gta.md"
 echo "  plots:        $RESULTS_DIR/plots/ (png, pdf)"

@@ -13,8 +13,8 @@ on the smoke preset) and write to <results-dir>/ablation/, so they never mix wit
 Only missing cells run; a started job resumes from its checkpoint. Each job is evaluated on its
 source's val split and the setting's four targets (no Cityscapes-C). `--all` is 31 trainings per
 seed (29 Cityscapes-trained for 34 table rows and figure points, 2 GTAV-trained for Fig. 6 (b));
-`--dry-run` lists them. On the smoke preset that leaves about 35 min / 31 = 68 s per job (training
-and its five evaluations) on 2 CPU cores: the preset's `ablation` override sets that budget.
+`--dry-run` lists them. On the smoke preset the preset's `ablation` override (200 iterations) sets their
+budget, so that run_all.sh, main grid included, ends within 30 minutes on 2 CPU cores.
 
 After training, `--figure 5` (and `--all`) summarises the learned masks of each MaskViM default job into
 <results-dir>/ablation/masks/<job id>.json (kept fraction per block at inference, and its spread
