@@ -49,27 +49,25 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo(prefix: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with `prefix`, or None (no such line or file)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    return set((_cpuinfo("flags") or "").split())
 
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 def check_portable_supported(machine: str | None = None, flags: set[str] | None = None) -> None:
@@ -124,8 +122,9 @@ def in_force(mode: str) -> bool:
     if check_mode(mode) == "native":
         return True
     want = portable_env()
-    seen = os.environ if _state["applied_before_import"] else _startup_env()
-    return all(seen.get(k) == v for k, v in want.items()) and all(os.environ.get(k) == v for k, v in want.items())
+    # what the libraries saw when they loaded, and what child processes will inherit
+    envs = [os.environ] if _state["applied_before_import"] else [_startup_env(), os.environ]
+    return all(env.get(k) == v for env in envs for k, v in want.items())
 
 
 def _pin_threads() -> None:

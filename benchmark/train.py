@@ -107,7 +107,7 @@ def train_job(job: JobSpec, data_root: Path, results_dir: str | os.PathLike, inf
             log(f"[{job.id}] resuming from {last} at iteration {start}/{iterations}")
     elif info.is_main:
         log(f"[{job.id}] training {iterations} iterations")
-    identities = _identities(before, start > 0, numerics.identity_line(numerics.identity(job.numerics)))
+    identities = _identities(before, start > 0, numerics.identity(job.numerics)[numerics.IDENTITY])
     dataset = build_train_dataset(job, data_root)
     seconds = engine.train_loop(ddp_model, optimizer, dataset, job, info, ckdir, start, seconds, log=log,
                                 numeric_identity=identities)

@@ -40,7 +40,7 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Calla
 def machine_info(numerics_mode: str = "native") -> dict:
     import torch
 
-    from benchmark.numerics import cpu_model, identity
+    from benchmark.numerics import IDENTITY, cpu_model, identity
     from benchmark.results import git_commit
 
     info = {
@@ -56,7 +56,7 @@ def machine_info(numerics_mode: str = "native") -> dict:
         "hostname": platform.node(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": git_commit(),  # the code measured ("-dirty": with uncommitted changes)
-        "numerics": identity(numerics_mode)["numeric_identity"],
+        "numerics": identity(numerics_mode)[IDENTITY],
     }
     try:
         with open("/proc/loadavg", encoding="utf-8") as f:
